@@ -1,0 +1,236 @@
+"""Priors p(z) and posterior builders, as TensorFlow Probability distributions.
+
+A prior is a Keras layer, so that learnable priors own Keras weights (trained and saved with
+the model) and every prior serializes through the model's config. `prior.distribution()`
+returns a TFP distribution whose event shape is the latent shape; priors that can only be
+sampled (the swiss roll of the Adversarial Autoencoder paper) have `has_density = False` and
+implement `sample` alone.
+"""
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+__all__ = [
+    "Prior", "StandardNormal", "MixtureOfGaussians", "SwissRoll", "UniformCategorical",
+    "LearnableGaussian", "LearnableMixture", "diagonal_gaussian", "get", "stateless_seed",
+]
+
+
+class Prior(keras.layers.Layer):
+    """Base class of priors over a latent vector of `latent_dim` units."""
+
+    has_density = True
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+        self.built = True
+
+    def distribution(self):
+        """The prior as a TFP distribution with event shape `[latent_dim]`."""
+        raise NotImplementedError(f"{type(self).__name__} has no density; it can only be sampled.")
+
+    def sample(self, num_samples, seed=None):
+        """`num_samples` draws, shape `[num_samples, latent_dim]`; `seed` is a stateless seed pair."""
+        return self.distribution().sample(num_samples, seed=seed)
+
+    def log_prob(self, z):
+        return self.distribution().log_prob(z)
+
+    def call(self, num_samples):  # pragma: no cover - priors are used through their methods
+        return self.sample(num_samples)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class StandardNormal(Prior):
+    """p(z) = N(0, I), the prior of Kingma & Welling (2013) and Burda et al. (2016)."""
+
+    def distribution(self):
+        zeros = tf.zeros([self.latent_dim])
+        return tfd.Independent(tfd.Normal(zeros, tf.ones_like(zeros)), reinterpreted_batch_ndims=1)
+
+
+def _circle_means(num_components, latent_dim, radius):
+    """Component means evenly spaced on a circle in the first two latent units."""
+    angles = 2.0 * np.pi * np.arange(num_components) / num_components
+    means = np.zeros([num_components, latent_dim], np.float32)
+    means[:, 0] = radius * np.cos(angles)
+    if latent_dim > 1:
+        means[:, 1] = radius * np.sin(angles)
+    return means
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class MixtureOfGaussians(Prior):
+    """Equal-weight mixture of isotropic Gaussians on a circle (Makhzani et al. 2016, Fig. 4)."""
+
+    def __init__(self, latent_dim=2, num_components=10, radius=4.0, scale=0.5, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.num_components = int(num_components)
+        self.radius = float(radius)
+        self.scale = float(scale)
+
+    def component(self, k):
+        """The k-th component, for class-conditional sampling (supervised AAE)."""
+        means = tf.gather(tf.constant(_circle_means(self.num_components, self.latent_dim, self.radius)), k)
+        return tfd.Independent(tfd.Normal(means, self.scale), reinterpreted_batch_ndims=1)
+
+    def distribution(self):
+        means = tf.constant(_circle_means(self.num_components, self.latent_dim, self.radius))
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=tf.zeros([self.num_components])),
+            tfd.Independent(tfd.Normal(means, self.scale), reinterpreted_batch_ndims=1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_components=self.num_components, radius=self.radius, scale=self.scale)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class SwissRoll(Prior):
+    """A 2-D swiss roll that can be sampled but has no density (Makhzani et al. 2016, Fig. 2).
+
+    u ~ U(0, 1), angle = 3π·sqrt(u), radius = max_radius·sqrt(u), plus Gaussian noise; the roll
+    is split into `num_classes` equal-length arcs for label-conditioned sampling.
+    """
+
+    has_density = False
+
+    def __init__(self, latent_dim=2, max_radius=4.0, noise=0.05, num_classes=10, **kwargs):
+        if latent_dim != 2:
+            raise ValueError(f"SwissRoll is 2-dimensional; got latent_dim={latent_dim}.")
+        super().__init__(latent_dim, **kwargs)
+        self.max_radius = float(max_radius)
+        self.noise = float(noise)
+        self.num_classes = int(num_classes)
+
+    def sample_with_labels(self, num_samples, seed=None):
+        """Draws and the arc (class) each one lies on."""
+        seed = stateless_seed(seed)
+        u_seed, n_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        u = tf.random.stateless_uniform([num_samples], u_seed)
+        t = tf.sqrt(u)
+        angle, radius = 3.0 * math.pi * t, self.max_radius * t
+        points = tf.stack([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
+        points += self.noise * tf.random.stateless_normal([num_samples, 2], n_seed)
+        labels = tf.minimum(tf.cast(u * self.num_classes, tf.int32), self.num_classes - 1)
+        return points, labels
+
+    def sample(self, num_samples, seed=None):
+        return self.sample_with_labels(num_samples, seed)[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(max_radius=self.max_radius, noise=self.noise, num_classes=self.num_classes)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class UniformCategorical(Prior):
+    """Uniform prior over `num_classes` one-hot codes (AAE clustering; VQ-VAE before its prior is fit)."""
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+
+    def distribution(self):
+        return tfd.OneHotCategorical(logits=tf.zeros([self.latent_dim]), dtype=tf.float32)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class LearnableGaussian(Prior):
+    """p(z) = N(μ, diag σ²) with μ and σ learned (σ = softplus(ρ) + 1e-4)."""
+
+    def __init__(self, latent_dim, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.loc = self.add_weight(shape=(self.latent_dim,), initializer="zeros", name="loc")
+        self.raw_scale = self.add_weight(
+            shape=(self.latent_dim,), initializer=keras.initializers.Constant(math.log(math.e - 1.0)),
+            name="raw_scale")
+
+    def distribution(self):
+        scale = tf.nn.softplus(self.raw_scale) + 1e-4
+        return tfd.Independent(tfd.Normal(self.loc, scale), reinterpreted_batch_ndims=1)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class LearnableMixture(Prior):
+    """A mixture of `num_components` diagonal Gaussians with learned weights, means and scales."""
+
+    def __init__(self, latent_dim, num_components=10, **kwargs):
+        super().__init__(latent_dim, **kwargs)
+        self.num_components = int(num_components)
+        self.logits = self.add_weight(shape=(self.num_components,), initializer="zeros", name="logits")
+        self.locs = self.add_weight(shape=(self.num_components, self.latent_dim),
+                                    initializer=keras.initializers.RandomNormal(stddev=1.0, seed=0),
+                                    name="locs")
+        self.raw_scales = self.add_weight(shape=(self.num_components, self.latent_dim),
+                                          initializer="zeros", name="raw_scales")
+
+    def distribution(self):
+        scales = tf.nn.softplus(self.raw_scales) + 1e-4
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=self.logits),
+            tfd.Independent(tfd.Normal(self.locs, scales), reinterpreted_batch_ndims=1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_components=self.num_components)
+        return config
+
+
+def diagonal_gaussian(params, min_scale=1e-4):
+    """q(z|x) = N(μ, diag σ²) from an encoder output `[..., 2·D]` = (μ, ρ), σ = softplus(ρ) + min_scale.
+
+    Kingma & Welling (2013), Appendix C.2. The event shape is `[D]`.
+    """
+    loc, raw_scale = tf.split(params, 2, axis=-1)
+    scale = tf.nn.softplus(raw_scale) + min_scale
+    return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+
+_PRIORS = {
+    "standard_normal": StandardNormal,
+    "normal": StandardNormal,
+    "mixture_of_gaussians": MixtureOfGaussians,
+    "swiss_roll": SwissRoll,
+    "uniform_categorical": UniformCategorical,
+    "learnable_gaussian": LearnableGaussian,
+    "learnable_mixture": LearnableMixture,
+}
+
+
+def get(identifier, latent_dim):
+    """A Prior from a name (see `_PRIORS`), a config dict or a Prior instance."""
+    if isinstance(identifier, Prior):
+        if identifier.latent_dim != latent_dim:
+            raise ValueError(f"prior has latent_dim={identifier.latent_dim}, model expects {latent_dim}.")
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if isinstance(identifier, str) and identifier in _PRIORS:
+        return _PRIORS[identifier](latent_dim=latent_dim)
+    raise ValueError(f"unknown prior {identifier!r}; expected a tfvae.distributions.Prior or one of "
+                     f"{sorted(_PRIORS)}.")
+
+
+def stateless_seed(seed):
+    """A stateless seed pair (int32 [2]) from None, an int or a pair."""
+    if seed is None:
+        return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    seed = tf.convert_to_tensor(seed)
+    if seed.dtype != tf.int32:
+        seed = tf.cast(seed, tf.int32)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.zeros_like(seed)])
+    return seed

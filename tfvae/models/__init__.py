@@ -1,0 +1,5 @@
+"""tfvae model families, all on `GenerativeModel` (models/base.py)."""
+from tfvae.models.base import GenerativeModel, TrainingPhase
+from tfvae.models.vae import IWAE, VAE
+
+__all__ = ["GenerativeModel", "TrainingPhase", "VAE", "IWAE"]

@@ -1,0 +1,302 @@
+"""`GenerativeModel`: the one base class every tfvae model stands on.
+
+What lives here, once for every family:
+- the model contract: `prior()`, `posterior(x)`, `likelihood(z)` (TFP distributions), and
+  `encode`, `decode`, `reconstruct`, `sample`, `log_likelihood` (tensors);
+- `train_step` / `test_step` over *training phases*: a phase is (optimizer name, variables,
+  loss function). Single-objective models have one phase; adversarial models (AAE, AVB, IAE)
+  list several and name extra optimizers in `optimizer_names`, which `compile()` accepts,
+  builds and keeps through `.keras` saving;
+- Mean trackers named by `metric_names`, the input checks, the seeds, and the
+  importance-sampled log-likelihood (Burda et al. 2016, Eq. 8 with k = 5000, chunked).
+"""
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvae import distributions, objectives
+
+__all__ = ["GenerativeModel", "TrainingPhase"]
+
+
+class TrainingPhase:
+    """One gradient step of a train_step: minimize `loss_fn` over `variables` with an optimizer.
+
+    `loss_fn(x, y, seed, training)` returns `(per_example_loss [B], logs)`, where `logs` maps
+    tracker names to per-example or scalar tensors.
+    """
+
+    def __init__(self, optimizer_name, variables, loss_fn):
+        self.optimizer_name = optimizer_name
+        self.variables = variables
+        self.loss_fn = loss_fn
+
+
+class GenerativeModel(keras.Model):
+    """Base class. Subclasses set `metric_names` and implement `compute_losses` (or
+    `training_phases`), `prior`, `encode` and `decode`; models with densities also implement
+    `posterior` and `likelihood`, which gives them `log_likelihood` for free.
+
+    Args:
+        input_shape: shape of one observation, e.g. `(28, 28, 1)`.
+        seed: seeds the Keras `SeedGenerator` that draws all training noise.
+        validate_inputs: check every batch for shape, dtype, NaN and range (cheap; off under XLA).
+    """
+
+    #: Optimizers `compile()` takes, in phase order. The first is Keras' own `optimizer`.
+    optimizer_names = ("optimizer",)
+    #: Mean trackers, shown by fit() and evaluate() in this order.
+    metric_names = ("loss",)
+    #: Whether `posterior(x)` and `likelihood(z)` have densities (enables `log_likelihood`).
+    has_density = True
+
+    def __init__(self, input_shape, *, seed=None, validate_inputs=True, **kwargs):
+        super().__init__(**kwargs)
+        self.data_shape = tuple(int(d) for d in input_shape)
+        self.seed = seed
+        self.validate_inputs = bool(validate_inputs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        self.extra_optimizers = {}
+
+    # ----------------------------------------------------------------- Keras plumbing
+    def build(self, input_shape=None):
+        # Every variable is created in __init__, so there is nothing left to build.
+        self.built = True
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, optimizer="adam", **kwargs):
+        """Keras `compile`, plus one optimizer per extra name in `optimizer_names`.
+
+        Optimizers are built here, outside any replica context, so that they work under
+        MirroredStrategy and round-trip through `.keras` files.
+        """
+        extras = {name: kwargs.pop(name, "adam") for name in self.optimizer_names[1:]}
+        super().compile(optimizer=optimizer, **kwargs)
+        self.extra_optimizers = {name: keras.optimizers.get(opt) for name, opt in extras.items()}
+        for phase in self.training_phases():
+            self.get_optimizer(phase.optimizer_name).build(phase.variables)
+
+    def get_optimizer(self, name):
+        return self.optimizer if name == "optimizer" else self.extra_optimizers[name]
+
+    def get_compile_config(self):
+        config = super().get_compile_config() or {}
+        config.update({name: keras.saving.serialize_keras_object(opt)
+                       for name, opt in self.extra_optimizers.items()})
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        extras = {name: keras.saving.deserialize_keras_object(config.pop(name))
+                  for name in self.optimizer_names[1:] if name in config}
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config, **extras)
+
+    def get_config(self):
+        config = {"name": self.name, "input_shape": self.data_shape, "seed": self.seed,
+                  "validate_inputs": self.validate_inputs}
+        if self.dtype_policy.name != "float32":
+            config["dtype"] = keras.saving.serialize_keras_object(self.dtype_policy)
+        return config
+
+    # ----------------------------------------------------------------- training
+    def training_phases(self):
+        """The phases of one train_step; one phase over all weights unless overridden."""
+        return [TrainingPhase("optimizer", self.trainable_variables, self.compute_losses)]
+
+    def compute_losses(self, x, y=None, seed=None, training=False):
+        """(per-example loss `[B]`, logs) for one batch. Implemented by each family."""
+        raise NotImplementedError
+
+    def train_step(self, data):
+        x, y = self._unpack(data)
+        seed = self.step_seed()
+        for index, phase in enumerate(self.training_phases()):
+            with tf.GradientTape() as tape:
+                per_example_loss, logs = phase.loss_fn(
+                    x, y, seed=tf.random.experimental.stateless_fold_in(seed, index), training=True)
+                loss = tf.nn.compute_average_loss(per_example_loss)
+                if self.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            gradients = tape.gradient(loss, phase.variables)
+            self.get_optimizer(phase.optimizer_name).apply_gradients(zip(gradients, phase.variables))
+            self.update_trackers(logs)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = self._unpack(data)
+        seed = self.step_seed()
+        for index, phase in enumerate(self.training_phases()):
+            _, logs = phase.loss_fn(x, y, seed=tf.random.experimental.stateless_fold_in(seed, index),
+                                    training=False)
+            self.update_trackers(logs)
+        return {m.name: m.result() for m in self.metrics}
+
+    def update_trackers(self, logs):
+        for name, value in logs.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value)
+
+    def step_seed(self):
+        """A fresh stateless seed pair for this step, distinct on every replica."""
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
+
+    def _unpack(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self.check_input(x), y
+
+    # ----------------------------------------------------------------- input checks
+    def observation_support(self):
+        """(low, high) the observations must lie in, or None."""
+        return None
+
+    def check_input(self, x, name="x"):
+        """`x` as float32, after checking rank, shape, dtype and (if enabled) NaN and range.
+
+        Raises ValueError / TypeError eagerly; in a graph the value checks are assertions that
+        raise InvalidArgumentError with the same message.
+        """
+        model = type(self).__name__
+        expected = "(batch, " + ", ".join(str(d) for d in self.data_shape) + ")"
+        dtype = getattr(x, "dtype", None)
+        if dtype is None:
+            x = np.asarray(x)
+            dtype = x.dtype
+        dtype = tf.as_dtype(dtype)
+        if not dtype.is_floating:
+            raise TypeError(f"{model}: expected {name} as floating-point values (float32) of shape "
+                            f"{expected}; got dtype {dtype.name}. Convert images with "
+                            f"x.astype('float32') / 255.")
+        x = tf.convert_to_tensor(x)
+        shape = tuple(x.shape)
+        if len(shape) != len(self.data_shape) + 1 or any(
+                got is not None and got != want for got, want in zip(shape[1:], self.data_shape)):
+            raise ValueError(f"{model}: expected {name} of shape {expected}; got shape "
+                             f"{tuple('?' if d is None else d for d in shape)}.")
+        x = tf.cast(x, tf.float32)
+        if not self.validate_inputs:
+            return x
+        support = self.observation_support()
+        if tf.executing_eagerly():
+            values = x.numpy()
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"{model}: {name} contains {np.sum(~np.isfinite(values))} NaN or "
+                                 f"infinite values; expected finite values.")
+            if support is not None and (values.min() < support[0] or values.max() > support[1]):
+                raise ValueError(f"{model}: expected {name} in [{support[0]}, {support[1]}] for its "
+                                 f"{self.observation_name()} likelihood; got values in "
+                                 f"[{values.min():.4g}, {values.max():.4g}].")
+            return x
+        checks = [tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(x)),
+                                      [f"{model}: {name} contains NaN or infinite values; expected "
+                                       "finite values."])]
+        if support is not None:
+            low, high = tf.reduce_min(x), tf.reduce_max(x)
+            checks.append(tf.debugging.Assert(
+                tf.logical_and(low >= support[0], high <= support[1]),
+                [f"{model}: expected {name} in [{support[0]}, {support[1]}] for its "
+                 f"{self.observation_name()} likelihood; got values in", low, high]))
+        with tf.control_dependencies(checks):
+            return tf.identity(x)
+
+    def observation_name(self):
+        return "observation"
+
+    # ----------------------------------------------------------------- the model contract
+    def prior(self):
+        """p(z) as a TFP distribution."""
+        raise NotImplementedError
+
+    def posterior(self, x):
+        """q(z|x) as a TFP distribution with batch shape `[B]`."""
+        raise NotImplementedError(f"{type(self).__name__} has no explicit posterior density.")
+
+    def likelihood(self, z):
+        """p(x|z) as a TFP distribution over observations, batch shape `z.shape[:-1]`."""
+        raise NotImplementedError(f"{type(self).__name__} has no explicit likelihood.")
+
+    def encode(self, x):
+        """A deterministic code for each example (posterior mean, or discrete codes)."""
+        raise NotImplementedError
+
+    def decode(self, z):
+        """The expected observation given codes `z`."""
+        raise NotImplementedError
+
+    def reconstruct(self, x, seed=None):
+        """decode(encode(x)) when `seed` is None; a posterior sample decoded otherwise."""
+        return self.decode(self.encode(x))
+
+    def sample(self, num_samples, seed=None):
+        """`num_samples` observations from p(x) = ∫ p(x|z) p(z) dz, returned as E[x|z]."""
+        raise NotImplementedError
+
+    def call(self, x, training=False):
+        """The reconstruction of `x` (a tensor, so predict() and export work)."""
+        return self.reconstruct(x)
+
+    # ----------------------------------------------------------------- log-likelihood
+    def log_importance_weights(self, x, num_samples, seed):
+        """log p(x, z_k) - log q(z_k|x) for k draws z_k ~ q(z|x); shape `[num_samples, B]`."""
+        posterior = self.posterior(x)
+        z = posterior.sample(num_samples, seed=seed)
+        return objectives.log_importance_weights(
+            self.likelihood(z).log_prob(x), self.prior().log_prob(z), posterior.log_prob(z))
+
+    def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0):
+        """Importance-sampled log p(x) per example, in nats (Burda et al. 2016, Eq. 8, k = num_samples).
+
+        The k samples are drawn in chunks of `chunk_size` (default: about 64 MiB of decoder output
+        per chunk) and combined by a running log-sum-exp, so memory does not grow with k. Stateless
+        seeds make the estimate reproducible: the same `seed` gives the same numbers.
+        """
+        if not self.has_density:
+            raise NotImplementedError(f"{type(self).__name__} has no density to evaluate.")
+        x = self.check_input(x)
+        num_examples = int(x.shape[0])
+        batch_size = min(int(batch_size), num_examples)
+        if chunk_size is None:
+            chunk_size = max(1, min(int(num_samples), (1 << 24) // (batch_size * math.prod(self.data_shape))))
+        seed = distributions.stateless_seed(seed)
+        results = []
+        for start in range(0, num_examples, batch_size):
+            batch = x[start:start + batch_size]
+            size = int(batch.shape[0])
+            if size < batch_size:  # pad so that every batch reuses one compiled function
+                batch = tf.concat([batch, tf.repeat(batch[-1:], batch_size - size, axis=0)], axis=0)
+            batch_seed = tf.random.experimental.stateless_fold_in(seed, start)
+            values = self._log_likelihood_fn(batch, tf.constant(num_samples, tf.int32),
+                                             chunk_size, batch_seed)
+            results.append(values[:size])
+        return tf.concat(results, axis=0)
+
+    @tf.function(reduce_retracing=True)
+    def _log_likelihood_fn(self, x, num_samples, chunk_size, seed):
+        return self.log_likelihood_batch(x, num_samples, chunk_size, seed)
+
+    def log_likelihood_batch(self, x, num_samples, chunk_size, seed):
+        """Graph-friendly body of `log_likelihood` for one batch; `num_samples` may be a tensor."""
+        num_samples = tf.cast(num_samples, tf.int32)
+        num_chunks = (num_samples + chunk_size - 1) // chunk_size
+        batch = tf.shape(x)[0]
+
+        def body(index, total):
+            log_w = self.log_importance_weights(
+                x, chunk_size, tf.random.experimental.stateless_fold_in(seed, index))
+            position = index * chunk_size + tf.range(chunk_size)[:, None]
+            log_w = tf.where(position < num_samples, log_w, -np.inf)  # mask the last chunk's excess
+            return index + 1, tf.reduce_logsumexp(tf.stack([total, tf.reduce_logsumexp(log_w, 0)]), 0)
+
+        _, total = tf.while_loop(lambda i, _: i < num_chunks, body,
+                                 (tf.constant(0), tf.fill([batch], -np.inf)))
+        return total - tf.math.log(tf.cast(num_samples, tf.float32))

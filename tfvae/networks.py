@@ -1,0 +1,205 @@
+"""Encoder, decoder and discriminator bodies: plain Keras layers.
+
+A network is built in two steps. The user picks a body (`mlp([200, 200])`, `conv_encoder()`,
+`conv_decoder()`); the model then asks for the output it needs with `with_target_shape(shape)`:
+`(2·latent_dim,)` for a Gaussian encoder, the likelihood's parameter shape for a decoder, `(1,)`
+for a discriminator. The body's last layer maps to that shape, so one body spec serves any
+model and any likelihood.
+"""
+import math
+
+import keras
+
+__all__ = ["Network", "MLP", "ConvEncoder", "ConvDecoder", "mlp", "conv_encoder", "conv_decoder"]
+
+
+class Network(keras.layers.Layer):
+    """A body whose final layer produces `target_shape` per example."""
+
+    def __init__(self, target_shape=None, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(target_shape) if target_shape is not None else None
+
+    def with_target_shape(self, target_shape):
+        """This body, made to output `target_shape`; a new layer unless it already does."""
+        target_shape = tuple(int(d) for d in target_shape)
+        if self.target_shape == target_shape:
+            return self
+        config = self.get_config()
+        config.pop("name", None)
+        config["target_shape"] = target_shape
+        return type(self).from_config(config)
+
+    def _require_target(self):
+        if self.target_shape is None:
+            raise ValueError(f"{type(self).__name__} has no target_shape; models set it with "
+                             "with_target_shape(...) before use.")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(target_shape=self.target_shape)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class MLP(Network):
+    """Flatten → Dense(hidden units, activation)* → Dense(prod(target_shape)) → reshape.
+
+    The IWAE paper's one-layer model is `mlp([200, 200], activation="tanh")` on both sides.
+    """
+
+    def __init__(self, hidden_units=(200, 200), activation="relu", target_shape=None, **kwargs):
+        super().__init__(target_shape=target_shape, **kwargs)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.hidden = [keras.layers.Dense(u, activation=activation) for u in self.hidden_units]
+        if self.target_shape is not None:
+            self.head = keras.layers.Dense(math.prod(self.target_shape))
+
+    def build(self, input_shape):
+        self._require_target()
+        width = math.prod(input_shape[1:])
+        for layer in self.hidden:
+            layer.build((input_shape[0], width))
+            width = layer.units
+        self.head.build((input_shape[0], width))
+
+    def call(self, inputs):
+        h = keras.ops.reshape(inputs, (-1, math.prod(inputs.shape[1:])))
+        for layer in self.hidden:
+            h = layer(h)
+        return keras.ops.reshape(self.head(h), (-1,) + self.target_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden_units=self.hidden_units, activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvEncoder(Network):
+    """Conv2D(stride 2)* → flatten → Dense(dense_units) → Dense(prod(target_shape)).
+
+    For 28×28 and 32×32 images (and any size): each convolution halves the resolution.
+    """
+
+    def __init__(self, filters=(32, 64), kernel_size=4, dense_units=256, activation="relu",
+                 target_shape=None, **kwargs):
+        super().__init__(target_shape=target_shape, **kwargs)
+        self.filters = tuple(int(f) for f in filters)
+        self.kernel_size = int(kernel_size)
+        self.dense_units = int(dense_units) if dense_units else None
+        self.activation = activation
+        self.convs = [keras.layers.Conv2D(f, self.kernel_size, strides=2, padding="same",
+                                          activation=activation) for f in self.filters]
+        self.dense = (keras.layers.Dense(self.dense_units, activation=activation)
+                      if self.dense_units else None)
+        if self.target_shape is not None:
+            self.head = keras.layers.Dense(math.prod(self.target_shape))
+
+    def build(self, input_shape):
+        self._require_target()
+        if len(input_shape) != 4:
+            raise ValueError(f"ConvEncoder expects images (batch, height, width, channels); got {input_shape}.")
+        shape = tuple(input_shape)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        width = math.prod(shape[1:])
+        if self.dense is not None:
+            self.dense.build((shape[0], width))
+            width = self.dense_units
+        self.head.build((shape[0], width))
+
+    def call(self, inputs):
+        h = inputs
+        for conv in self.convs:
+            h = conv(h)
+        h = keras.ops.reshape(h, (-1, math.prod(h.shape[1:])))
+        if self.dense is not None:
+            h = self.dense(h)
+        return keras.ops.reshape(self.head(h), (-1,) + self.target_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size,
+                      dense_units=self.dense_units, activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvDecoder(Network):
+    """Dense → reshape to (H/2ⁿ, W/2ⁿ, filters[0]) → Conv2DTranspose(stride 2)ⁿ → Conv2D(channels).
+
+    `target_shape` is (H, W, C) with H and W divisible by 2ⁿ, n = len(filters): 28×28 starts at
+    7×7 and 32×32 at 8×8 with the default two upsamplings.
+    """
+
+    def __init__(self, filters=(64, 32), kernel_size=4, dense_units=256, activation="relu",
+                 target_shape=None, **kwargs):
+        super().__init__(target_shape=target_shape, **kwargs)
+        self.filters = tuple(int(f) for f in filters)
+        self.kernel_size = int(kernel_size)
+        self.dense_units = int(dense_units) if dense_units else None
+        self.activation = activation
+        self.dense = (keras.layers.Dense(self.dense_units, activation=activation)
+                      if self.dense_units else None)
+        self.deconvs = [keras.layers.Conv2DTranspose(f, self.kernel_size, strides=2, padding="same",
+                                                     activation=activation) for f in self.filters]
+        if self.target_shape is not None:
+            if len(self.target_shape) != 3:
+                raise ValueError(f"ConvDecoder outputs images (height, width, channels); "
+                                 f"got target_shape={self.target_shape}.")
+            factor = 2 ** len(self.filters)
+            height, width, channels = self.target_shape
+            if height % factor or width % factor:
+                raise ValueError(f"ConvDecoder with {len(self.filters)} upsamplings needs height and "
+                                 f"width divisible by {factor}; got {self.target_shape}.")
+            self.start_shape = (height // factor, width // factor, self.filters[0])
+            self.project = keras.layers.Dense(math.prod(self.start_shape), activation=activation)
+            self.head = keras.layers.Conv2D(channels, self.kernel_size, padding="same")
+
+    def build(self, input_shape):
+        self._require_target()
+        batch, width = input_shape[0], math.prod(input_shape[1:])
+        if self.dense is not None:
+            self.dense.build((batch, width))
+            width = self.dense_units
+        self.project.build((batch, width))
+        shape = (batch,) + self.start_shape
+        for deconv in self.deconvs:
+            deconv.build(shape)
+            shape = deconv.compute_output_shape(shape)
+        self.head.build(shape)
+
+    def call(self, inputs):
+        h = keras.ops.reshape(inputs, (-1, math.prod(inputs.shape[1:])))
+        if self.dense is not None:
+            h = self.dense(h)
+        h = keras.ops.reshape(self.project(h), (-1,) + self.start_shape)
+        for deconv in self.deconvs:
+            h = deconv(h)
+        return self.head(h)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size,
+                      dense_units=self.dense_units, activation=self.activation)
+        return config
+
+
+def mlp(hidden_units=(200, 200), activation="relu", **kwargs):
+    """A fully connected body; see `MLP`."""
+    return MLP(hidden_units=hidden_units, activation=activation, **kwargs)
+
+
+def conv_encoder(filters=(32, 64), kernel_size=4, dense_units=256, activation="relu", **kwargs):
+    """A convolutional encoder body for 28×28 or 32×32 images; see `ConvEncoder`."""
+    return ConvEncoder(filters=filters, kernel_size=kernel_size, dense_units=dense_units,
+                       activation=activation, **kwargs)
+
+
+def conv_decoder(filters=(64, 32), kernel_size=4, dense_units=256, activation="relu", **kwargs):
+    """A convolutional decoder body for 28×28 or 32×32 images; see `ConvDecoder`."""
+    return ConvDecoder(filters=filters, kernel_size=kernel_size, dense_units=dense_units,
+                       activation=activation, **kwargs)
