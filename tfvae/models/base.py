@@ -105,6 +105,14 @@ class GenerativeModel(keras.Model):
             config["dtype"] = keras.saving.serialize_keras_object(self.dtype_policy)
         return config
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, **kwargs):
+        """Write a SavedModel with the named serving endpoints of `tfvae.export.export_model`."""
+        if format != "tf_saved_model":
+            return super().export(filepath, format=format, verbose=verbose, **kwargs)
+        from tfvae import export as export_lib  # the export layer sits above the models
+
+        return export_lib.export_model(self, filepath, **kwargs)
+
     # ----------------------------------------------------------------- training
     def training_phases(self):
         """The phases of one train_step; one phase over all weights unless overridden."""
@@ -127,7 +135,7 @@ class GenerativeModel(keras.Model):
             gradients = tape.gradient(loss, phase.variables)
             self.get_optimizer(phase.optimizer_name).apply_gradients(zip(gradients, phase.variables))
             self.update_trackers(logs)
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracker_results()
 
     def test_step(self, data):
         x, y = self._unpack(data)
@@ -136,7 +144,29 @@ class GenerativeModel(keras.Model):
             _, logs = phase.loss_fn(x, y, seed=tf.random.experimental.stateless_fold_in(seed, index),
                                     training=False)
             self.update_trackers(logs)
-        return {m.name: m.result() for m in self.metrics}
+        return self.tracker_results()
+
+    def tracker_results(self):
+        """{name: result} of every tracker, as `train_step` and `test_step` return it.
+
+        Under MultiWorkerMirroredStrategy Keras 3.15 cannot reduce scalar logs across workers
+        (tensorflow#72388, keras#20585), so there each result is returned with shape [1].
+        """
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, *args, **kwargs):
+        # Everything is built in __init__ and compile(); Keras' symbolic build would otherwise
+        # feed a PerReplica batch to the model under MultiWorkerMirroredStrategy and fail.
+        if self.built and all(opt.built for opt in self.all_optimizers()):
+            return
+        super()._maybe_symbolic_build(*args, **kwargs)
+
+    def all_optimizers(self):
+        optimizers = [self.optimizer] if getattr(self, "optimizer", None) is not None else []
+        return optimizers + list(self.extra_optimizers.values())
 
     def update_trackers(self, logs):
         for name, value in logs.items():
