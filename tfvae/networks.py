@@ -28,7 +28,7 @@ class Network(keras.layers.Layer):
         config = self.get_config()
         config.pop("name", None)
         config["target_shape"] = target_shape
-        return type(self).from_config(config)
+        return type(self)(**config)
 
     def _require_target(self):
         if self.target_shape is None:

@@ -208,8 +208,17 @@ class GenerativeModel(keras.Model):
                             f"{expected}; got dtype {dtype.name}. Convert images with "
                             f"x.astype('float32') / 255.")
         x = tf.convert_to_tensor(x)
+        rank = len(self.data_shape) + 1
+        if x.shape.rank is None:  # a retraced graph function can lose the rank: check at run time
+            actual = tf.shape(x)
+            padded = tf.concat([actual, tf.zeros([rank], tf.int32)], 0)[1:rank]
+            ok = tf.logical_and(tf.equal(tf.size(actual), rank),
+                                tf.reduce_all(tf.equal(padded, self.data_shape)))
+            with tf.control_dependencies([tf.debugging.Assert(
+                    ok, [f"{model}: expected {name} of shape {expected}; got shape", actual])]):
+                x = tf.ensure_shape(tf.identity(x), (None,) + self.data_shape)
         shape = tuple(x.shape)
-        if len(shape) != len(self.data_shape) + 1 or any(
+        if len(shape) != rank or any(
                 got is not None and got != want for got, want in zip(shape[1:], self.data_shape)):
             raise ValueError(f"{model}: expected {name} of shape {expected}; got shape "
                              f"{tuple('?' if d is None else d for d in shape)}.")

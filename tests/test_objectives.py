@@ -1,0 +1,151 @@
+"""The objectives against independent numpy computations and the papers' claims."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import distributions, likelihoods, objectives
+
+tfd = tfp.distributions
+
+
+def np_log_normal(x, loc, scale):
+    return -0.5 * np.log(2 * np.pi * scale**2) - (x - loc) ** 2 / (2 * scale**2)
+
+
+def test_log_mean_exp_matches_numpy_and_is_stable():
+    values = np.random.RandomState(0).randn(7, 5) * 3
+    expected = np.log(np.mean(np.exp(values), axis=0))
+    np.testing.assert_allclose(objectives.log_mean_exp(values, axis=0), expected, rtol=1e-6)
+    big = np.array([[1000.0, -1000.0], [1000.0, -1002.0]])
+    # log mean(e^1000, e^1000) = 1000; log mean(e^-1000, e^-1002) = -1000 + log((1 + e^-2) / 2)
+    np.testing.assert_allclose(objectives.log_mean_exp(big, axis=0),
+                               [1000.0, -1000.0 + math.log((1 + math.exp(-2)) / 2)], rtol=1e-7)
+
+
+def test_gaussian_kl_matches_closed_form_and_tfp():
+    rng = np.random.RandomState(1)
+    mq, sq = rng.randn(4, 3), rng.rand(4, 3) + 0.2
+    mp, sp = rng.randn(4, 3), rng.rand(4, 3) + 0.5
+    # KL(N(mq, sq²) || N(mp, sp²)) written out independently, summed over units
+    expected = np.sum(np.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5, axis=-1)
+    np.testing.assert_allclose(objectives.gaussian_kl(mq, sq, mp, sp), expected, rtol=1e-5)
+    q = tfd.Independent(tfd.Normal(mq.astype("float32"), sq.astype("float32")), 1)
+    p = tfd.Independent(tfd.Normal(mp.astype("float32"), sp.astype("float32")), 1)
+    np.testing.assert_allclose(objectives.kl_divergence(q, p), expected, rtol=1e-4)
+    # standard-normal prior: Kingma & Welling App. B, -1/2 Σ (1 + log σ² - μ² - σ²)
+    np.testing.assert_allclose(objectives.gaussian_kl(mq, sq),
+                               -0.5 * np.sum(1 + np.log(sq**2) - mq**2 - sq**2, axis=-1), rtol=1e-5)
+
+
+def test_kl_falls_back_to_monte_carlo_for_a_mixture_prior():
+    q = distributions.diagonal_gaussian(tf.zeros([3, 4]))
+    prior = distributions.MixtureOfGaussians(latent_dim=2, num_components=4).distribution()
+    q2 = distributions.diagonal_gaussian(tf.zeros([3, 4]))
+    z = q2.sample(5, seed=(1, 2))
+    kl = objectives.kl_divergence(q2, prior, z)
+    assert kl.shape == (5, 3)
+    np.testing.assert_allclose(kl, q2.log_prob(z) - prior.log_prob(z), rtol=1e-6)
+    with pytest.raises(NotImplementedError):
+        objectives.kl_divergence(q, prior)  # no samples: nothing to fall back on
+
+
+def test_elbo_and_iwae_bound_match_numpy():
+    rng = np.random.RandomState(2)
+    log_px, log_pz, log_qz = rng.randn(6, 4) - 5, rng.randn(6, 4), rng.randn(6, 4)
+    kl_mc = log_qz - log_pz
+    np.testing.assert_allclose(objectives.elbo(log_px, kl_mc), np.mean(log_px - kl_mc, 0), rtol=1e-6)
+    np.testing.assert_allclose(objectives.elbo(log_px, kl_mc, 0.5), np.mean(log_px - 0.5 * kl_mc, 0),
+                               rtol=1e-6)
+    log_w = objectives.log_importance_weights(log_px, log_pz, log_qz)
+    np.testing.assert_allclose(log_w, log_px + log_pz - log_qz, rtol=1e-6)
+    np.testing.assert_allclose(objectives.iwae_bound(log_w),
+                               np.log(np.mean(np.exp(log_px + log_pz - log_qz), 0)), rtol=1e-5)
+    # k = 1: the IWAE bound is the Monte-Carlo ELBO, exactly
+    np.testing.assert_array_equal(objectives.iwae_bound(log_w[:1]), objectives.elbo(log_px[:1], kl_mc[:1]))
+
+
+def _conjugate_model(k, x, seed):
+    """p(z) = N(0,1), p(x|z) = N(z,1), q(z|x) = N(x/4, 0.5²): log p(x) = log N(x; 0, 2) exactly.
+
+    q is deliberately off the true posterior N(x/2, 1/2), so the bounds are visibly apart.
+    """
+    rng = np.random.RandomState(seed)
+    z = x / 4 + 0.5 * rng.randn(k, len(x))
+    log_px = np_log_normal(x, z, 1.0)
+    log_pz = np_log_normal(z, 0.0, 1.0)
+    log_qz = np_log_normal(z, x / 4, 0.5)
+    return log_px, log_pz, log_qz
+
+
+def test_iwae_bound_is_above_elbo_grows_with_k_and_approaches_log_px():
+    """Burda et al. Theorem 1: log p(x) >= L_{k+1} >= L_k >= L_1 = ELBO (in expectation)."""
+    x = np.linspace(-2, 2, 5)
+    exact = np_log_normal(x, 0.0, math.sqrt(2.0))
+    means = {}
+    for k in (1, 5, 50, 500):
+        bounds = [objectives.iwae_bound(objectives.log_importance_weights(*_conjugate_model(k, x, s)))
+                  for s in range(400)]
+        means[k] = np.mean(bounds, axis=0)
+    elbo = np.mean([objectives.elbo(lpx, lqz - lpz)
+                    for lpx, lpz, lqz in (_conjugate_model(1, x, s) for s in range(400))], axis=0)
+    np.testing.assert_allclose(means[1], elbo, rtol=1e-6)
+    assert np.all(means[5] > means[1]) and np.all(means[50] > means[5]) and np.all(means[500] > means[50])
+    assert np.all(means[500] <= exact + 1e-3)
+    np.testing.assert_allclose(means[500], exact, atol=0.05)
+
+
+def test_bernoulli_log_prob_is_binary_cross_entropy():
+    logits = np.random.RandomState(3).randn(2, 5).astype("float32")
+    x = np.array([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0]], "float32")
+    p = 1 / (1 + np.exp(-logits))
+    expected = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1)
+    dist = likelihoods.Bernoulli().distribution(logits, event_ndims=1)
+    np.testing.assert_allclose(dist.log_prob(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(likelihoods.Bernoulli().mean(logits), p, rtol=1e-6)
+
+
+def test_fixed_gaussian_is_a_scaled_squared_error():
+    model = likelihoods.FixedGaussian(scale=0.5)
+    mu = np.random.RandomState(4).rand(3, 8).astype("float32")
+    x = np.random.RandomState(5).rand(3, 8).astype("float32")
+    neg_log_p = -model.distribution(mu, event_ndims=1).log_prob(x)
+    expected = np.sum((x - mu) ** 2, -1) / (2 * 0.25) + model.squared_error_constant(8)
+    np.testing.assert_allclose(neg_log_p, expected, rtol=1e-5)
+
+
+def test_learned_variance_gaussian_has_a_floor():
+    model = likelihoods.Gaussian(min_scale=0.05)
+    params = np.concatenate([np.zeros((1, 4, 1)), np.full((1, 4, 1), -1e4)], -1).astype("float32")
+    dist = model.distribution(params, event_ndims=2)
+    np.testing.assert_allclose(dist.stddev(), np.full((1, 4, 1), 0.05), rtol=1e-5)
+    # the log-density of a perfect fit stays bounded by the floor
+    bound = 4 * -np_log_normal(0.0, 0.0, 0.05) * -1
+    assert float(dist.log_prob(np.zeros((1, 4, 1), "float32"))[0]) <= bound + 1e-3
+    assert model.param_shape((28, 28, 1)) == (28, 28, 2)
+    with pytest.raises(ValueError, match="min_scale"):
+        likelihoods.Gaussian(min_scale=0.0)
+
+
+def test_priors_sample_and_score():
+    for prior in (distributions.StandardNormal(3), distributions.LearnableGaussian(3),
+                  distributions.MixtureOfGaussians(3, num_components=5),
+                  distributions.LearnableMixture(3, num_components=4)):
+        z = prior.sample(7, seed=(0, 1))
+        assert z.shape == (7, 3)
+        assert np.all(np.isfinite(prior.log_prob(z)))
+        np.testing.assert_array_equal(z, prior.sample(7, seed=(0, 1)))
+    roll = distributions.SwissRoll()
+    points, labels = roll.sample_with_labels(500, seed=(2, 3))
+    radius = np.linalg.norm(points, axis=-1)
+    assert points.shape == (500, 2) and radius.max() <= 4.0 + 0.5
+    assert set(np.unique(labels)) == set(range(10))
+    # the arc index grows with the radius along the roll
+    assert np.corrcoef(radius, labels)[0, 1] > 0.9
+    assert not roll.has_density
+    with pytest.raises(NotImplementedError):
+        roll.distribution()
+    with pytest.raises(ValueError, match="unknown prior"):
+        distributions.get("banana", 2)
