@@ -105,6 +105,12 @@ def test_bernoulli_log_prob_is_binary_cross_entropy():
     dist = likelihoods.Bernoulli().distribution(logits, event_ndims=1)
     np.testing.assert_allclose(dist.log_prob(x), expected, rtol=1e-5)
     np.testing.assert_allclose(likelihoods.Bernoulli().mean(logits), p, rtol=1e-6)
+    # the fused formula the models train with agrees with TFP, also for grey levels and broadcasting
+    grey = np.random.RandomState(6).rand(2, 5).astype("float32")
+    many = np.random.RandomState(7).randn(3, 2, 5).astype("float32") * 4
+    for obs, lg in ((x, logits), (grey, logits), (grey, many)):
+        np.testing.assert_allclose(likelihoods.Bernoulli().log_prob(lg, obs, 1),
+                                   likelihoods.Bernoulli().distribution(lg, 1).log_prob(obs), rtol=1e-5)
 
 
 def test_fixed_gaussian_is_a_scaled_squared_error():

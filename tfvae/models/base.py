@@ -290,7 +290,11 @@ class GenerativeModel(keras.Model):
         posterior = self.posterior(x)
         z = posterior.sample(num_samples, seed=seed)
         return objectives.log_importance_weights(
-            self.likelihood(z).log_prob(x), self.prior().log_prob(z), posterior.log_prob(z))
+            self.conditional_log_prob(x, z), self.prior().log_prob(z), posterior.log_prob(z))
+
+    def conditional_log_prob(self, x, z):
+        """log p(x|z) for codes `z` with leading sample axes, `[..., B]`."""
+        return self.likelihood(z).log_prob(x)
 
     def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0):
         """Importance-sampled log p(x) per example, in nats (Burda et al. 2016, Eq. 8, k = num_samples).

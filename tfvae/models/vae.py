@@ -88,6 +88,9 @@ class VAE(GenerativeModel):
     def likelihood(self, z):
         return self.observation_model.distribution(self.decoder_params(z), len(self.data_shape))
 
+    def conditional_log_prob(self, x, z):
+        return self.observation_model.log_prob(self.decoder_params(z), x, len(self.data_shape))
+
     def observation_support(self):
         return self.observation_model.support
 
@@ -126,7 +129,7 @@ class VAE(GenerativeModel):
         """-ELBO per example, averaged over L = num_samples draws (Kingma & Welling, Eq. 7)."""
         q = self.posterior(x)
         z = q.sample(self.num_samples, seed=seed)                       # [L, B, D]
-        log_px_given_z = self.likelihood(z).log_prob(x)                 # [L, B]
+        log_px_given_z = self.conditional_log_prob(x, z)                 # [L, B]
         kl = objectives.kl_divergence(q, self.prior(), z, analytic=self.analytic_kl)
         kl_weight = tf.cast(self.kl_weight, tf.float32)
         elbo = objectives.elbo(log_px_given_z, kl, kl_weight)
@@ -175,7 +178,7 @@ class IWAE(VAE):
         """-L_k per example (Burda et al., Eq. 8), vectorized over the k samples."""
         q = self.posterior(x)
         z = q.sample(self.num_samples, seed=seed)                       # [k, B, D]
-        log_px_given_z = self.likelihood(z).log_prob(x)                 # [k, B]
+        log_px_given_z = self.conditional_log_prob(x, z)                 # [k, B]
         log_qz_minus_log_pz = q.log_prob(z) - self.prior().log_prob(z)  # [k, B]
         kl_weight = tf.cast(self.kl_weight, tf.float32)
         log_w = log_px_given_z - kl_weight * log_qz_minus_log_pz
