@@ -37,7 +37,8 @@ class TrainingPhase:
 class GenerativeModel(keras.Model):
     """Base class. Subclasses set `metric_names` and implement `compute_losses` (or
     `training_phases`), `prior`, `encode` and `decode`; models with densities also implement
-    `posterior` and `likelihood`, which gives them `log_likelihood` for free.
+    `posterior` and `likelihood`, which gives them `log_likelihood` for free. A subclass creates
+    every variable in `__init__` and ends it with `self.build()`.
 
     Args:
         input_shape: shape of one observation, e.g. `(28, 28, 1)`.
@@ -60,6 +61,9 @@ class GenerativeModel(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self.extra_optimizers = {}
+        # Keras does not save a SeedGenerator's state; tracking it puts it in every checkpoint,
+        # so a resumed or reloaded model continues the noise sequence instead of replaying it.
+        self._track_variable(self.seed_generator.state)
 
     # ----------------------------------------------------------------- Keras plumbing
     def build(self, input_shape=None):
@@ -76,6 +80,8 @@ class GenerativeModel(keras.Model):
         Optimizers are built here, outside any replica context, so that they work under
         MirroredStrategy and round-trip through `.keras` files.
         """
+        if not self.built:
+            self.build()
         extras = {name: kwargs.pop(name, "adam") for name in self.optimizer_names[1:]}
         super().compile(optimizer=optimizer, **kwargs)
         self.extra_optimizers = {name: keras.optimizers.get(opt) for name, opt in extras.items()}

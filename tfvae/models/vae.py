@@ -61,6 +61,7 @@ class VAE(GenerativeModel):
         self._check_network(self.encoder, self.data_shape, (2 * self.latent_dim,), "encoder")
         self._check_network(self.decoder, (self.latent_dim,),
                             self.observation_model.param_shape(self.data_shape), "decoder")
+        self.build()
 
     @staticmethod
     def _check_network(network, input_shape, output_shape, role):

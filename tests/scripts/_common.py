@@ -1,0 +1,63 @@
+"""Helpers shared by the scripts that tests launch as subprocesses.
+
+Nothing here imports TensorFlow: a script that needs logical devices or a multi-worker strategy
+must set them up before the first TensorFlow op, so each script imports TensorFlow itself, in
+the order it needs, and calls these helpers only afterwards.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def load_sample(num_examples=512):
+    """The bundled real MNIST sample: float32 [N, 28, 28, 1] in [0, 1], the first N images."""
+    import tfvae
+
+    data = np.load(Path(tfvae.__file__).parent / "data" / "mnist_sample.npz")
+    x = data["x_train"][:num_examples].astype("float32") / 255.0
+    if len(x) < num_examples:
+        raise SystemExit(f"the bundled sample has only {len(x)} training images")
+    return x[..., None]
+
+
+def load_labels(num_examples=512):
+    """The digit labels (int64 [N]) of the images `load_sample(num_examples)` returns."""
+    import tfvae
+
+    data = np.load(Path(tfvae.__file__).parent / "data" / "mnist_sample.npz")
+    return data["y_train"][:num_examples].astype("int64")
+
+
+def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
+    """A tfvae model small enough for a 2-core CI machine (one hidden layer each side)."""
+    import tfvae
+
+    cls = getattr(tfvae, cls_name) if isinstance(cls_name, str) else cls_name
+    return cls(input_shape=(28, 28, 1), latent_dim=latent_dim,
+               encoder=tfvae.networks.mlp([hidden], activation="tanh"),
+               decoder=tfvae.networks.mlp([hidden], activation="tanh"), seed=seed, **kwargs)
+
+
+def named_weights(model):
+    """{variable path: value} for every model variable (trainable, non-trainable, seed state)."""
+    out = {}
+    for variable in model.weights:
+        path = getattr(variable, "path", variable.name)
+        out[path] = np.asarray(variable)
+    return out
+
+
+def write_json(path, payload):
+    """Write `payload` atomically, so a killed writer never leaves half a file behind."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
+
+
+def save_npz(path, arrays):
+    tmp = f"{path}.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
