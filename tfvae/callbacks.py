@@ -1,5 +1,6 @@
 """Keras callbacks for tfvae models: KL warm-up, a NaN guard, and TensorBoard image summaries."""
 import math
+import os
 
 import keras
 import numpy as np
@@ -56,7 +57,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(np.asarray(loss).ravel()[0])):
             step = int(np.asarray(self.model.optimizer.iterations))
-            hint = f" The last good checkpoint is {self.checkpoint_hint}." if self.checkpoint_hint else ""
+            hint = (f" The last good checkpoint is {self.checkpoint_hint}."
+                    if self.checkpoint_hint and os.path.exists(self.checkpoint_hint) else "")
             raise NonFiniteLossError(
                 f"training stopped: the loss became {float(np.asarray(loss).ravel()[0])} at epoch "
                 f"{self.epoch + 1}, batch {batch + 1} (optimizer step {step}).{hint}")

@@ -18,6 +18,7 @@ tfd = tfp.distributions
 __all__ = [
     "Prior", "StandardNormal", "MixtureOfGaussians", "SwissRoll", "UniformCategorical",
     "LearnableGaussian", "LearnableMixture", "diagonal_gaussian", "get", "stateless_seed",
+    "PRIOR_NAMES",
 ]
 
 
@@ -208,6 +209,10 @@ _PRIORS = {
     "learnable_gaussian": LearnableGaussian,
     "learnable_mixture": LearnableMixture,
 }
+
+
+#: The names `get` accepts.
+PRIOR_NAMES = tuple(sorted(_PRIORS))
 
 
 def get(identifier, latent_dim):

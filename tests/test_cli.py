@@ -1,0 +1,282 @@
+"""The `tfvae` command: train / evaluate / sample end to end on the bundled MNIST sample.
+
+One tiny in-process training run (module fixture) serves every artifact test; usage errors need
+no training; one subprocess test runs `python -m tfvae` as a user would.
+"""
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfvae import cli
+
+TINY = ["--dataset", "sample", "--latent-dim", "4", "--hidden", "32", "--eval-samples", "20",
+        "--eval-examples", "50"]
+ENDPOINTS = {"serving_default", "encode", "decode", "reconstruct", "sample", "log_likelihood"}
+TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim", "--num-samples",
+                 "--beta", "--likelihood", "--prior", "--network", "--hidden", "--activation",
+                 "--learning-rate", "--binarize", "--kl-warmup", "--seed", "--strategy",
+                 "--jit-compile", "--steps-per-execution", "--eval-samples", "--eval-examples",
+                 "--validation-split", "--train-split", "--verbose"]
+HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+
+
+def run_main(argv):
+    """(exit status, stdout, stderr) of `cli.main(argv)` in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def grid_size(num_images, columns, height=28, width=28, padding=2):
+    """(width, height) of a `tfvae.plotting.image_grid` image."""
+    rows = math.ceil(num_images / columns)
+    return columns * (width + padding) + padding, rows * (height + padding) + padding
+
+
+def png(path):
+    return np.asarray(Image.open(path))
+
+
+def assert_one_error_line(err, code, expected_code, *fragments):
+    assert code == expected_code, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("tfvae: error: ")]
+    assert len(errors) == 1, lines
+    assert all(line.startswith("tfvae: ") for line in lines), lines  # warnings at most, no trace
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One tiny training run: (run dir, exit status, stdout, stderr)."""
+    out = tmp_path_factory.mktemp("cli") / "tmp"
+    code, stdout, stderr = run_main(["train", "vae", "--epochs", "2", "--out", out] + TINY)
+    return out, code, stdout, stderr
+
+
+# --------------------------------------------------------------------------- train artifacts
+def test_train_writes_every_artifact_and_a_summary(run):
+    out, code, stdout, stderr = run
+    assert code == 0, stderr
+    for name in ("model.keras", "checkpoint.keras", "metrics.json", "samples.png",
+                 "reconstructions.png", "saved_model/saved_model.pb"):
+        assert (out / name).is_file(), name
+    assert zipfile.is_zipfile(out / "checkpoint.keras")
+    assert not (out / "backup").exists()  # BackupAndRestore cleans up after a finished fit
+    assert "Traceback" not in stderr
+    nll = json.loads((out / "metrics.json").read_text())["nll"]
+    assert f"{nll:.3f} nats" in stdout
+    for name in ("model.keras", "saved_model", "metrics.json", "samples.png", "reconstructions.png"):
+        assert str(out / name) in stdout
+    assert "Epoch 2/2" in stdout  # Keras' per-epoch lines (verbose 2 when stdout is no tty)
+
+
+def test_model_keras_loads_in_safe_mode_and_reproduces_samples_png(run):
+    import keras
+
+    from tfvae import plotting
+
+    out = run[0]
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert type(model).__name__ == "VAE" and model.latent_dim == 4
+    assert model.encoder.hidden_units == (32,)
+    grid = plotting.image_grid(model.sample(64, seed=0)).astype(np.uint8)  # --seed 0
+    assert np.abs(grid.astype(int) - png(out / "samples.png").astype(int)).max() <= 1
+
+
+def test_metrics_json(run):
+    import keras
+
+    out = run[0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(metrics["nll"]) and metrics["nll"] > 0
+    assert metrics["test"] == {"split": "test", "nll": metrics["nll"], "num_samples": 20,
+                               "num_examples": 50, "binarize": "static"}
+    assert set(metrics["final"]["train"]) >= {"loss", "elbo", "reconstruction", "kl"}
+    assert set(metrics["final"]["validation"]) >= {"loss", "elbo", "reconstruction", "kl"}
+    assert len(metrics["history"]["loss"]) == 2 and len(metrics["history"]["val_loss"]) == 2
+    assert metrics["final"]["train"]["loss"] == metrics["history"]["loss"][-1]
+    assert 0 <= metrics["active_units"] <= 4
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert metrics["num_parameters"] == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert metrics["train_steps"] == 2 * 20  # 2000 sample images, batches of 100
+    assert metrics["examples_per_s"] > 0 and metrics["wall_time_s"] >= metrics["fit_seconds"] > 0
+    assert metrics["config"]["latent_dim"] == 4
+    assert metrics["args"]["epochs"] == 2 and metrics["args"]["binarize"] == "dynamic"
+
+
+def test_pngs_have_the_expected_size(run):
+    out = run[0]
+    samples, reconstructions = Image.open(out / "samples.png"), Image.open(out / "reconstructions.png")
+    samples.verify()
+    assert samples.size == grid_size(cli.NUM_IMAGE_SAMPLES, 8)
+    assert reconstructions.size == grid_size(2 * cli.NUM_RECONSTRUCTIONS, 8)
+    array = png(out / "samples.png")
+    assert array.dtype == np.uint8 and array.std() > 0
+
+
+def test_saved_model_has_the_endpoint_signatures(run):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(run[0] / "saved_model"))
+    assert set(loaded.signatures) >= ENDPOINTS
+    samples = loaded.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant([1, 2]))
+    assert samples["samples"].shape == (3, 28, 28, 1)
+    assert 0.0 <= float(tf.reduce_min(samples["samples"])) <= float(tf.reduce_max(samples["samples"])) <= 1.0
+
+
+def test_tensorboard_logs(run):
+    out, _, _, stderr = run
+    events = sorted(p.relative_to(out / "logs").parts[0]
+                    for p in (out / "logs").rglob("events.out.tfevents.*")) if HAS_TENSORBOARD else []
+    if HAS_TENSORBOARD:
+        import tensorflow as tf
+
+        assert {"train", "validation", "images"} <= set(events), events
+
+        def tags(folder):
+            return {value.tag for path in (out / "logs" / folder).glob("events.out.tfevents.*")
+                    for event in tf.compat.v1.train.summary_iterator(str(path))
+                    for value in event.summary.value}
+
+        assert {"epoch_loss", "epoch_kl"} <= tags("train")
+        assert "epoch_loss" in tags("validation")
+        assert {"samples", "reconstructions"} <= tags("images")
+    else:  # TensorFlow >= 2.21 does not install tensorboard: the run says so and goes on
+        assert "tfvae: warning: the tensorboard package is not installed" in stderr
+
+
+# --------------------------------------------------------------------------- evaluate, sample
+def test_evaluate_writes_evaluation_json(run):
+    out = run[0]
+    # --dataset defaults to the one the run was trained on
+    code, stdout, stderr = run_main(["evaluate", out, "--num-samples", "2", "--examples", "10"])
+    assert code == 0, stderr
+    assert json.loads((out / "evaluation.json").read_text())["dataset"] == "sample"
+    code, stdout, stderr = run_main(["evaluate", out, "--dataset", "sample", "--num-samples", "10",
+                                     "--examples", "40"])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert math.isfinite(result["nll"]) and result["nll"] > 0
+    assert result["num_examples"] == 40 and result["num_samples"] == 10
+    assert result["binarize"] == "static"  # as the run was trained (dynamic → fixed draws)
+    assert set(result["metrics"]) >= {"loss", "elbo", "reconstruction", "kl"}
+    assert all(math.isfinite(v) for v in result["metrics"].values())
+    assert 0 <= result["active_units"] <= 4
+    assert f"{result['nll']:.3f} nats" in stdout
+
+
+def test_sample_command_matches_the_run_and_depends_on_the_seed(run, tmp_path):
+    out = run[0]
+    code, stdout, stderr = run_main(["sample", out, "-n", "64", "--out", tmp_path / "a.png",
+                                     "--seed", "0"])
+    assert code == 0, stderr
+    assert str(tmp_path / "a.png") in stdout
+    assert np.abs(png(tmp_path / "a.png").astype(int) - png(out / "samples.png").astype(int)).max() <= 1
+    code, _, stderr = run_main(["sample", out, "-n", "9", "--out", tmp_path / "b" / "b.png",
+                                "--seed", "1"])
+    assert code == 0, stderr
+    assert Image.open(tmp_path / "b" / "b.png").size == grid_size(9, 3)
+
+
+# --------------------------------------------------------------------------- usage and errors
+def test_help_documents_every_option_with_its_default(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in TRAIN_OPTIONS:
+        assert option in text, option
+    for model in cli.MODELS:
+        assert model in text
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) == {"train", "evaluate", "sample"}
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert "default" in action.help or action.required, (name, action.dest)
+    assert cli.main(["evaluate", "--help"]) == 0 and cli.main(["sample", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--split", "--num-samples", "--examples", "-n", "--out", "--seed"):
+        assert option in text, option
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "gan", "--dataset", "sample", "--epochs", "1", "--out", "x"], "'gan'"),
+    (["train", "vae", "--dataset", "nope", "--epochs", "1", "--out", "x"], "'nope'"),
+    (["train", "vae", "--dataset", "sample", "--epochs", "1", "--out", "x", "--bogus"], "--bogus"),
+    (["train", "vae", "--dataset", "sample", "--epochs", "0", "--out", "x"], "--epochs"),
+    (["train", "vae", "--dataset", "sample", "--epochs", "1"], "--out"),
+    (["train", "vae", "--dataset", "sample", "--epochs", "1", "--out", "x", "--hidden", "a,b"],
+     "--hidden"),
+    (["evaluate"], "DIR"),
+    ([], "COMMAND"),
+])
+def test_bad_command_lines_exit_2_with_one_line(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert_one_error_line(captured.err, code, 2, fragment)
+    assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_model_options_the_model_rejects_exit_2(tmp_path):
+    code, _, err = run_main(["train", "vae", "--dataset", "sample", "--epochs", "1", "--out",
+                             tmp_path / "run", "--prior", "no_such_prior"])
+    assert_one_error_line(err, code, 2, "no_such_prior")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", [["evaluate", "{}", "--dataset", "sample"],
+                                     ["sample", "{}", "--out", "x.png"]])
+def test_missing_run_dir_exits_1_with_one_line(tmp_path, command):
+    missing = tmp_path / "no_such_run"
+    code, out, err = run_main([c.format(missing) for c in command])
+    assert_one_error_line(err, code, 1, str(missing))
+
+
+def test_tpu_strategy_without_a_tpu_exits_1(tmp_path):
+    code, _, err = run_main(["train", "vae", "--strategy", "tpu", "--epochs", "1", "--out",
+                             tmp_path / "run"] + TINY)
+    assert_one_error_line(err, code, 1, "no TPU")
+
+
+def test_non_finite_loss_exits_1_naming_the_step(tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_main(["train", "vae", "--epochs", "1", "--out", out, "--learning-rate",
+                             "1e38", "--verbose", "0", "--validation-split", "none"] + TINY)
+    assert_one_error_line(err, code, 1, "training stopped: the loss became", "epoch 1",
+                          str(out / "checkpoint.keras"))
+    assert not (out / "model.keras").exists()
+
+
+# --------------------------------------------------------------------------- the real command
+@pytest.mark.slow
+def test_python_m_tfvae_trains_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", "tfvae", "train", "iwae", "--dataset", "sample", "--epochs", "1",
+         "--out", str(out), "--latent-dim", "2", "--hidden", "8", "--num-samples", "2",
+         "--eval-samples", "5", "--eval-examples", "10", "--validation-split", "none"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "test NLL" in result.stdout and "20/20" in result.stdout  # Keras' epoch line
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "iwae" and metrics["config"]["num_samples"] == 2
+    assert math.isfinite(metrics["nll"])
+    for name in ("model.keras", "saved_model/saved_model.pb", "samples.png", "reconstructions.png"):
+        assert (out / name).is_file(), name
