@@ -42,7 +42,8 @@ class GenerativeModel(keras.Model):
 
     Args:
         input_shape: shape of one observation, e.g. `(28, 28, 1)`.
-        seed: seeds the Keras `SeedGenerator` that draws all training noise.
+        seed: seeds the Keras `SeedGenerator` that draws all training noise (weights are
+            initialized by Keras: `keras.utils.set_random_seed` makes them reproducible too).
         validate_inputs: check every batch for shape, dtype, NaN and range (cheap; off under XLA).
     """
 
@@ -117,7 +118,7 @@ class GenerativeModel(keras.Model):
             return super().export(filepath, format=format, verbose=verbose, **kwargs)
         from tfvae import export as export_lib  # the export layer sits above the models
 
-        return export_lib.export_model(self, filepath, **kwargs)
+        return export_lib.export_model(self, filepath, verbose=bool(verbose), **kwargs)
 
     # ----------------------------------------------------------------- training
     def training_phases(self):
@@ -314,8 +315,10 @@ class GenerativeModel(keras.Model):
         x = self.check_input(x)
         num_examples = int(x.shape[0])
         batch_size = min(int(batch_size), num_examples)
-        if chunk_size is None:
-            chunk_size = max(1, min(int(num_samples), (1 << 24) // (batch_size * math.prod(self.data_shape))))
+        if chunk_size is None:  # about 64 MiB of decoder output per chunk, in equal chunks
+            largest = max(1, (1 << 24) // (batch_size * math.prod(self.data_shape)))
+            chunks = -(-int(num_samples) // largest)
+            chunk_size = -(-int(num_samples) // chunks)
         seed = distributions.stateless_seed(seed)
         results = []
         for start in range(0, num_examples, batch_size):

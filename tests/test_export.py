@@ -1,0 +1,343 @@
+"""SavedModel export (tfvae/export.py): endpoints, names, seeds, a clean loader, saved_model_cli.
+
+The exported models are loaded in a subprocess in which `tfvae` and `tensorflow_probability`
+cannot be imported, as TF Serving would load them, and every endpoint is compared with the
+model's own methods called with the same seeds.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvae
+from tfvae import export as export_lib
+
+LATENT = 4
+SHAPE = (28, 28, 1)
+LL_SAMPLES = 150  # two chunks of 100: the last one is masked
+ENDPOINTS = ("encode", "decode", "reconstruct", "sample", "log_likelihood")
+INPUTS = {"encode": ["x"], "decode": ["z"], "reconstruct": ["seed", "x"],
+          "sample": ["num_samples", "seed"], "log_likelihood": ["num_samples", "seed", "x"]}
+OUTPUTS = {"encode": ["mean", "stddev"], "decode": ["x_mean"], "reconstruct": ["reconstruction"],
+           "sample": ["samples"], "log_likelihood": ["log_likelihood"]}
+
+
+def small(cls, **kwargs):
+    return cls(input_shape=SHAPE, latent_dim=LATENT, encoder=tfvae.networks.mlp([32]),
+               decoder=tfvae.networks.mlp([32]), seed=0, **kwargs)
+
+
+def binary(n, seed):
+    return (np.random.RandomState(seed).rand(n, *SHAPE) > 0.5).astype("float32")
+
+
+def subprocess_env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rng = np.random.RandomState(1)
+    return {"x": binary(5, 2), "x_big": binary(130, 3),  # 130: two batches of 100, one padded
+            "z": rng.randn(3, LATENT).astype("float32")}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{name: (model, SavedModel path)} for a VAE and an IWAE trained one step."""
+    root = tmp_path_factory.mktemp("export")
+    models = {"vae": small(tfvae.VAE), "iwae": small(tfvae.IWAE, num_samples=3)}
+    result = {}
+    for name, model in models.items():
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+        model.fit(binary(8, 0), batch_size=8, epochs=1, verbose=0)
+        path = root / name
+        assert model.export(path) == path
+        result[name] = (model, path)
+    return result
+
+
+CLEAN_LOADER = textwrap.dedent('''
+    import importlib.abc, sys
+
+    BLOCKED = ("tfvae", "tensorflow_probability")
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"{name} is blocked in this process")
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    for name in BLOCKED:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(f"could import {name}")
+
+    import numpy as np
+    import tensorflow as tf
+
+    paths, inputs_file, out_file = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
+    inputs = np.load(inputs_file)
+    x, x_big, z = (tf.constant(inputs[k]) for k in ("x", "x_big", "z"))
+    seed = lambda a, b: tf.constant([a, b], tf.int32)
+    n = lambda k: tf.constant(k, tf.int32)
+    out = {}
+    for i, path in enumerate(paths):
+        sigs = tf.saved_model.load(path).signatures
+        results = {
+            "signatures": np.array(sorted(sigs)),
+            "encode": sigs["encode"](x=x),
+            "serving_default": sigs["serving_default"](x=x),
+            "decode": sigs["decode"](z=z),
+            "reconstruct": sigs["reconstruct"](x=x, seed=seed(1, 2)),
+            "reconstruct_again": sigs["reconstruct"](x=x, seed=seed(1, 2)),
+            "reconstruct_other": sigs["reconstruct"](x=x, seed=seed(3, 2)),
+            "sample": sigs["sample"](num_samples=n(6), seed=seed(3, 4)),
+            "sample_again": sigs["sample"](num_samples=n(6), seed=seed(3, 4)),
+            "sample_other": sigs["sample"](num_samples=n(6), seed=seed(5, 4)),
+            "log_likelihood": sigs["log_likelihood"](x=x, num_samples=n(%d), seed=seed(7, 8)),
+            "log_likelihood_big": sigs["log_likelihood"](x=x_big, num_samples=n(%d), seed=seed(7, 8)),
+        }
+        for key, value in results.items():
+            if isinstance(value, dict):
+                for output, tensor in value.items():
+                    out[f"{i}/{key}/{output}"] = tensor.numpy()
+            else:
+                out[f"{i}/{key}"] = value
+    leaked = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
+    assert not leaked, leaked
+    np.savez(out_file, **out)
+''' % (LL_SAMPLES, LL_SAMPLES))
+
+
+@pytest.fixture(scope="module")
+def clean_outputs(exported, inputs, tmp_path_factory):
+    """The endpoints' outputs, computed in a process without tfvae and TFP: {model: {key: array}}."""
+    root = tmp_path_factory.mktemp("clean")
+    np.savez(root / "inputs.npz", **inputs)
+    names = list(exported)
+    proc = subprocess.run(
+        [sys.executable, "-c", CLEAN_LOADER, *[str(exported[n][1]) for n in names],
+         str(root / "inputs.npz"), str(root / "outputs.npz")],
+        cwd=root, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = np.load(root / "outputs.npz")
+    outputs = {name: {} for name in names}
+    for key in data.files:
+        index, rest = key.split("/", 1)
+        outputs[names[int(index)]][rest] = data[key]
+    return outputs
+
+
+@pytest.mark.parametrize("name", ["vae", "iwae"])
+def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, inputs):
+    model, _ = exported[name]
+    out = clean_outputs[name]
+    assert set(out["signatures"]) == set(ENDPOINTS) | {"serving_default"}
+    x, x_big, z = inputs["x"], inputs["x_big"], inputs["z"]
+
+    params = model.posterior_parameters(x)
+    np.testing.assert_allclose(out["encode/mean"], params["mean"], atol=1e-5)
+    np.testing.assert_allclose(out["encode/stddev"], params["stddev"], atol=1e-5)
+    # serving_default is encode
+    np.testing.assert_array_equal(out["serving_default/mean"], out["encode/mean"])
+    np.testing.assert_array_equal(out["serving_default/stddev"], out["encode/stddev"])
+    np.testing.assert_allclose(out["decode/x_mean"], model.decode(z), atol=1e-5)
+    np.testing.assert_allclose(out["reconstruct/reconstruction"],
+                               model.reconstruct(x, seed=(1, 2)), atol=1e-5)
+    np.testing.assert_allclose(out["sample/samples"], model.sample(6, seed=(3, 4)), atol=1e-5)
+    assert out["sample/samples"].shape == (6,) + SHAPE
+    expected = model.log_likelihood(x, LL_SAMPLES, chunk_size=export_lib.LOG_LIKELIHOOD_CHUNK_SIZE,
+                                    seed=(7, 8))
+    np.testing.assert_allclose(out["log_likelihood/log_likelihood"], expected, atol=1e-5, rtol=1e-6)
+    expected_big = model.log_likelihood(x_big, LL_SAMPLES,
+                                        chunk_size=export_lib.LOG_LIKELIHOOD_CHUNK_SIZE, seed=(7, 8))
+    np.testing.assert_allclose(out["log_likelihood_big/log_likelihood"], expected_big,
+                               atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["vae", "iwae"])
+def test_clean_process_seeds(name, clean_outputs):
+    out = clean_outputs[name]
+    np.testing.assert_array_equal(out["sample/samples"], out["sample_again/samples"])
+    assert not np.allclose(out["sample/samples"], out["sample_other/samples"])
+    np.testing.assert_array_equal(out["reconstruct/reconstruction"],
+                                  out["reconstruct_again/reconstruction"])
+    assert not np.allclose(out["reconstruct/reconstruction"],
+                           out["reconstruct_other/reconstruction"])
+
+
+def test_signatures_have_named_inputs_and_outputs(exported):
+    _, path = exported["vae"]
+    signatures = tf.saved_model.load(str(path)).signatures
+    for name in ENDPOINTS:
+        inputs = signatures[name].structured_input_signature[1]
+        assert sorted(inputs) == INPUTS[name], name
+        assert sorted(signatures[name].structured_outputs) == OUTPUTS[name], name
+    x_spec = signatures["encode"].structured_input_signature[1]["x"]
+    assert x_spec.shape.as_list() == [None, *SHAPE] and x_spec.dtype == tf.float32
+    seed_spec = signatures["sample"].structured_input_signature[1]["seed"]
+    assert seed_spec.shape.as_list() == [2] and seed_spec.dtype == tf.int32
+
+
+def _saved_model_cli():
+    for candidate in (Path(sys.executable).parent / "saved_model_cli", shutil.which("saved_model_cli")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    pytest.skip("saved_model_cli not found next to the Python executable or on PATH")
+
+
+def test_saved_model_cli_show_and_run(exported, tmp_path):
+    cli = _saved_model_cli()
+    model, path = exported["vae"]
+    env = subprocess_env()
+    show = subprocess.run([cli, "show", "--all", "--dir", str(path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert show.returncode == 0, show.stderr[-3000:]
+    for name in ENDPOINTS + ("serving_default",):
+        assert f"signature_def['{name}']" in show.stdout
+    for name, keys in INPUTS.items():
+        for key in keys:
+            assert f"inputs['{key}']" in show.stdout
+    for name, keys in OUTPUTS.items():
+        for key in keys:
+            assert f"outputs['{key}']" in show.stdout
+    assert "tensorflow/serving/predict" in show.stdout
+
+    # --input_exprs takes Python literals only (saved_model_cli evaluates them "safely").
+    run = subprocess.run(
+        [cli, "run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "sample",
+         "--input_exprs", "num_samples=3;seed=[1,2]", "--outdir", str(tmp_path), "--overwrite"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "samples.npy"), model.sample(3, seed=(1, 2)),
+                               atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def loaded_vae(exported):
+    return tf.saved_model.load(str(exported["vae"][1]))
+
+
+def test_wrong_shape_names_the_input_and_both_shapes(loaded_vae):
+    sigs = loaded_vae.signatures
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor x \[2,28,28\] is not compatible with expected "
+                             r"shape \[\?,28,28,1\]"):
+        sigs["encode"](x=tf.zeros([2, 28, 28]))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor z \[2,5\] is not compatible with expected shape \[\?,4\]"):
+        sigs["decode"](z=tf.zeros([2, 5]))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor seed \[3\] is not compatible with expected shape \[2\]"):
+        sigs["sample"](num_samples=tf.constant(2), seed=tf.constant([1, 2, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor num_samples \[1\] is not compatible with expected "
+                             r"shape \[\]"):
+        sigs["sample"](num_samples=tf.constant([2]), seed=tf.constant([1, 2]))
+    # The restored tf.function (not the signature) refuses it before running.
+    with pytest.raises(TypeError, match=r"Can not cast TensorSpec\(shape=\(2, 28, 28\)"):
+        loaded_vae.encode(tf.zeros([2, 28, 28]))
+
+
+def test_wrong_dtype_names_both_dtypes(loaded_vae):
+    sigs = loaded_vae.signatures
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"input #0\(zero-based\) was expected to be a float tensor but is a "
+                             r"double tensor"):
+        sigs["encode"](x=tf.zeros([2, *SHAPE], tf.float64))
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"was expected to be a int32 tensor but is a int64 tensor"):
+        sigs["sample"](num_samples=tf.constant(2), seed=tf.constant([1, 2], tf.int64))
+    with pytest.raises(TypeError, match=r"Can not cast TensorSpec\(.*dtype=tf.float64"):
+        loaded_vae.decode(tf.zeros([2, LATENT], tf.float64))
+
+
+def test_values_outside_the_support_are_refused(loaded_vae):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"VAE: expected x in \[0.0, 1.0\] for its Bernoulli likelihood"):
+        loaded_vae.signatures["encode"](x=2.0 * tf.ones([2, *SHAPE]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_samples must be at least 1"):
+        loaded_vae.signatures["log_likelihood"](x=tf.zeros([2, *SHAPE]), num_samples=tf.constant(0),
+                                                seed=tf.constant([1, 2]))
+
+
+def test_empty_request(loaded_vae):
+    values = loaded_vae.signatures["log_likelihood"](
+        x=tf.zeros([0, *SHAPE]), num_samples=tf.constant(5), seed=tf.constant([1, 2]))
+    assert values["log_likelihood"].shape == (0,)
+    assert loaded_vae.signatures["encode"](x=tf.zeros([0, *SHAPE]))["mean"].shape == (0, LATENT)
+
+
+def test_fixed_batch_size(tmp_path):
+    model = small(tfvae.VAE)
+    path = export_lib.export_model(model, tmp_path / "fixed", batch_size=3)
+    sigs = tf.saved_model.load(str(path)).signatures
+    assert sigs["encode"].structured_input_signature[1]["x"].shape.as_list() == [3, *SHAPE]
+    assert sigs["decode"].structured_input_signature[1]["z"].shape.as_list() == [3, LATENT]
+    assert sigs["sample"].structured_input_signature[1]["seed"].shape.as_list() == [2]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"Shape of tensor x \[2,28,28,1\] is not compatible with expected "
+                             r"shape \[3,28,28,1\]"):
+        sigs["encode"](x=tf.zeros([2, *SHAPE]))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        export_lib.export_model(model, tmp_path / "bad", batch_size=0)
+
+
+class CustomEndpoints(tfvae.VAE):
+    """A model that chooses its own endpoints and its serving_default."""
+
+    serving_default = "double_code"
+
+    def serving_endpoints(self):
+        x_spec = tf.TensorSpec((None,) + self.data_shape, tf.float32, name="x")
+
+        def double_code(x):
+            return {"double": 2.0 * self.encode(x)}
+
+        def prior_mean(x):  # a lone tensor is named after its endpoint
+            return tf.zeros([tf.shape(x)[0], self.latent_dim])
+
+        return {"prior_mean": (prior_mean, [x_spec]), "double_code": (double_code, [x_spec])}
+
+
+def test_models_choose_their_endpoints_and_default(tmp_path):
+    model = small(CustomEndpoints)
+    path = export_lib.export_model(model, tmp_path / "custom", batch_size=2)
+    loaded = tf.saved_model.load(str(path))
+    assert set(loaded.signatures) == {"double_code", "prior_mean", "serving_default"}
+    x = binary(2, 5)
+    np.testing.assert_allclose(loaded.signatures["serving_default"](x=tf.constant(x))["double"],
+                               2.0 * model.encode(x), atol=1e-5)
+    out = loaded.signatures["prior_mean"](x=tf.constant(x))
+    assert list(out) == ["prior_mean"] and out["prior_mean"].shape == (2, LATENT)
+    assert loaded.signatures["prior_mean"].structured_input_signature[1]["x"].shape[0] == 2
+
+    model.serving_default = "nope"
+    with pytest.raises(ValueError, match="serving_default is 'nope'"):
+        export_lib.export_model(model, tmp_path / "bad")
+
+
+
+def test_latent_shape_is_read_from_encode_without_latent_dim():
+    class CodesOnly:
+        latent_dim = None
+
+        def encode(self, x):
+            return tf.zeros([tf.shape(x)[0], 7, 3])
+
+    spec = tf.TensorSpec((None,) + SHAPE, tf.float32, name="x")
+    assert export_lib._latent_shape(CodesOnly(), spec) == (7, 3)
