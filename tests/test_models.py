@@ -248,3 +248,25 @@ def test_training_lowers_held_out_nll_on_real_digits(mnist_sample):
     assert math.isfinite(after) and after < before - 100, (before, after)
     assert history.history["val_loss"][-1] < history.history["val_loss"][0]
     assert tfvae.evaluation.active_units(model, x_test[:500]) >= 1
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_densities(policy, batch):
+    """Networks compute in half precision; log-likelihoods, KL and bounds stay float32."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = small(tfvae.IWAE, num_samples=3)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+        assert model.decoder.head.compute_dtype != "float32"
+        if policy == "mixed_float16":
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        before = [w.numpy().copy() for w in model.trainable_weights]
+        history = model.fit(batch, epochs=2, batch_size=6, verbose=0)
+        assert np.all(np.isfinite(history.history["loss"]))
+        assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+        log_px = model.log_likelihood(batch, num_samples=4)
+        assert log_px.dtype == tf.float32 and np.all(np.isfinite(log_px))
+        assert model.posterior(batch).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -133,14 +133,16 @@ class GenerativeModel(keras.Model):
         x, y = self._unpack(data)
         seed = self.step_seed()
         for index, phase in enumerate(self.training_phases()):
+            optimizer = self.get_optimizer(phase.optimizer_name)
             with tf.GradientTape() as tape:
                 per_example_loss, logs = phase.loss_fn(
                     x, y, seed=tf.random.experimental.stateless_fold_in(seed, index), training=True)
                 loss = tf.nn.compute_average_loss(per_example_loss)
                 if self.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-            gradients = tape.gradient(loss, phase.variables)
-            self.get_optimizer(phase.optimizer_name).apply_gradients(zip(gradients, phase.variables))
+                scaled_loss = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
+            gradients = tape.gradient(scaled_loss, phase.variables)
+            optimizer.apply_gradients(zip(gradients, phase.variables))
             self.update_trackers(logs)
         return self.tracker_results()
 
@@ -306,7 +308,7 @@ class GenerativeModel(keras.Model):
     def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0):
         """Importance-sampled log p(x) per example, in nats (Burda et al. 2016, Eq. 8, k = num_samples).
 
-        The k samples are drawn in chunks of `chunk_size` (default: about 64 MiB of decoder output
+        The k samples are drawn in chunks of `chunk_size` (default: about 128 MiB of decoder output
         per chunk) and combined by a running log-sum-exp, so memory does not grow with k. Stateless
         seeds make the estimate reproducible: the same `seed` gives the same numbers.
         """
@@ -315,8 +317,8 @@ class GenerativeModel(keras.Model):
         x = self.check_input(x)
         num_examples = int(x.shape[0])
         batch_size = min(int(batch_size), num_examples)
-        if chunk_size is None:  # about 64 MiB of decoder output per chunk, in equal chunks
-            largest = max(1, (1 << 24) // (batch_size * math.prod(self.data_shape)))
+        if chunk_size is None:  # about 128 MiB of decoder output per chunk, in equal chunks
+            largest = max(1, (1 << 25) // (batch_size * math.prod(self.data_shape)))
             chunks = -(-int(num_samples) // largest)
             chunk_size = -(-int(num_samples) // chunks)
         seed = distributions.stateless_seed(seed)

@@ -76,7 +76,8 @@ class VAE(GenerativeModel):
 
     def posterior(self, x):
         """q(z|x) = N(μ(x), diag σ²(x)), batch shape [B], event shape [D]."""
-        return distributions.diagonal_gaussian(self.encoder(x), self.min_posterior_scale)
+        params = tf.cast(self.encoder(x), tf.float32)  # float32 densities under mixed precision
+        return distributions.diagonal_gaussian(params, self.min_posterior_scale)
 
     def decoder_params(self, z):
         """Decoder output for codes with any leading shape `[..., D]` → `[..., *param_shape]`."""
