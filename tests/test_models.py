@@ -270,3 +270,13 @@ def test_mixed_precision_trains_with_float32_densities(policy, batch):
         assert model.posterior(batch).dtype == tf.float32
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.mark.parametrize("cls", [tfvae.VAE, tfvae.IWAE])
+def test_train_step_compiles_with_xla(cls, batch):
+    """The TPU path: the whole train_step (sampling, log-probs, optimizer) compiles with XLA."""
+    model = small(cls)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    history = model.fit(batch, epochs=2, batch_size=6, verbose=0)
+    assert model.jit_compile is True
+    assert np.all(np.isfinite(history.history["loss"]))
