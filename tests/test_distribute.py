@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts._common import FAMILIES  # TF-free: the registry of model families
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 REPO = Path(__file__).resolve().parents[1]
@@ -71,7 +72,7 @@ def scenario(results, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["VAE", "IWAE"])
+@pytest.mark.parametrize("model", list(FAMILIES))
 def test_mirrored_fit_on_two_replicas_learns(mirrored_results, model):
     """fit() with model and compile inside MirroredStrategy(['/cpu:0', '/cpu:1']) on 512 real
     MNIST images: both replicas hold identical copies and the loss goes down every epoch."""

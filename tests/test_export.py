@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
+from scripts._common import FAMILIES
 from tfvae import export as export_lib
 
 LATENT = 4
@@ -27,6 +28,9 @@ INPUTS = {"encode": ["x"], "decode": ["z"], "reconstruct": ["seed", "x"],
           "sample": ["num_samples", "seed"], "log_likelihood": ["num_samples", "seed", "x"]}
 OUTPUTS = {"encode": ["mean", "stddev"], "decode": ["x_mean"], "reconstruct": ["reconstruction"],
            "sample": ["samples"], "log_likelihood": ["log_likelihood"]}
+
+
+FAMILY_NAMES = [name.lower() for name in FAMILIES]
 
 
 def small(cls, **kwargs):
@@ -53,9 +57,9 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """{name: (model, SavedModel path)} for a VAE and an IWAE trained one step."""
+    """{name: (model, SavedModel path)} for every model family, trained one step."""
     root = tmp_path_factory.mktemp("export")
-    models = {"vae": small(tfvae.VAE), "iwae": small(tfvae.IWAE, num_samples=3)}
+    models = {name.lower(): small(getattr(tfvae, name), **config) for name, config in FAMILIES.items()}
     result = {}
     for name, model in models.items():
         model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
@@ -142,7 +146,7 @@ def clean_outputs(exported, inputs, tmp_path_factory):
     return outputs
 
 
-@pytest.mark.parametrize("name", ["vae", "iwae"])
+@pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, inputs):
     model, _ = exported[name]
     out = clean_outputs[name]
@@ -169,7 +173,7 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
                                atol=1e-5, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["vae", "iwae"])
+@pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_clean_process_seeds(name, clean_outputs):
     out = clean_outputs[name]
     np.testing.assert_array_equal(out["sample/samples"], out["sample_again/samples"])

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import tfvae
+from scripts._common import FAMILIES
 
 SHAPE = (28, 28, 1)
 
 CASES = {
-    "vae": (tfvae.VAE, {}),
-    "iwae": (tfvae.IWAE, {"num_samples": 3}),
+    **{name.lower(): (getattr(tfvae, name), config) for name, config in FAMILIES.items()},
     "gaussian_learnable_prior": (tfvae.VAE, {"likelihood": "gaussian",
                                              "prior": "learnable_gaussian"}),
 }

@@ -30,11 +30,24 @@ def load_labels(num_examples=512):
     return data["y_train"][:num_examples].astype("int64")
 
 
+#: Every model family the shared production tests run on: class name -> its tiny configuration.
+#: A new family adds one entry here and is then exported (test_export), saved and resumed
+#: (test_saving) and trained on two replicas (test_distribute) like the others.
+FAMILIES = {
+    "VAE": {},
+    "IWAE": {"num_samples": 3},
+}
+
+
 def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
     """A tfvae model small enough for a 2-core CI machine (one hidden layer each side)."""
     import tfvae
 
-    cls = getattr(tfvae, cls_name) if isinstance(cls_name, str) else cls_name
+    if isinstance(cls_name, str):
+        kwargs = {**FAMILIES.get(cls_name, {}), **kwargs}
+        cls = getattr(tfvae, cls_name)
+    else:
+        cls = cls_name
     return cls(input_shape=(28, 28, 1), latent_dim=latent_dim,
                encoder=tfvae.networks.mlp([hidden], activation="tanh"),
                decoder=tfvae.networks.mlp([hidden], activation="tanh"), seed=seed, **kwargs)

@@ -109,7 +109,8 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--scenarios", nargs="+", default=["fit-VAE", "fit-IWAE", "global-batch"])
+    parser.add_argument("--scenarios", nargs="+",
+                        default=[f"fit-{name}" for name in _common.FAMILIES] + ["global-batch"])
     args = parser.parse_args()
     x = _common.load_sample(512)
     results = {"logical_devices": [d.name for d in tf.config.list_logical_devices("CPU")]}
