@@ -330,7 +330,7 @@ class GenerativeModel(keras.Model):
                 batch = tf.concat([batch, tf.repeat(batch[-1:], batch_size - size, axis=0)], axis=0)
             batch_seed = tf.random.experimental.stateless_fold_in(seed, start)
             values = self._log_likelihood_fn(batch, tf.constant(num_samples, tf.int32),
-                                             chunk_size, batch_seed)
+                                             tf.constant(chunk_size, tf.int32), batch_seed)
             results.append(values[:size])
         return tf.concat(results, axis=0)
 
