@@ -119,8 +119,7 @@ def worker_eval(cfg):
     gflops = matmul_gflops(2048, "float16" if cfg["mixed_precision"] else "float32",
                            repeats=cfg["roofline_repeats"])
     allowed = flops / (gflops * 1e9)
-    # Mirrors the default of GenerativeModel.log_likelihood (about 64 MiB of decoder output).
-    chunk = cfg["chunk_size"] or max(1, min(k, (1 << 24) // (batch * 784)))
+    chunk = cfg["chunk_size"] or model.default_chunk_size(k, batch)
     return {"examples": n, "num_samples": k, "chunk_size": chunk, "warmup_s": warmup,
             "seconds": seconds, "pairs_per_s": n * k / seconds, "encoder_flops": enc,
             "decoder_flops": dec, "flops": flops, "roofline_gflops": gflops,

@@ -317,10 +317,8 @@ class GenerativeModel(keras.Model):
         x = self.check_input(x)
         num_examples = int(x.shape[0])
         batch_size = min(int(batch_size), num_examples)
-        if chunk_size is None:  # about 128 MiB of decoder output per chunk, in equal chunks
-            largest = max(1, (1 << 25) // (batch_size * math.prod(self.data_shape)))
-            chunks = -(-int(num_samples) // largest)
-            chunk_size = -(-int(num_samples) // chunks)
+        if chunk_size is None:
+            chunk_size = self.default_chunk_size(num_samples, batch_size)
         seed = distributions.stateless_seed(seed)
         results = []
         for start in range(0, num_examples, batch_size):
@@ -333,6 +331,12 @@ class GenerativeModel(keras.Model):
                                              tf.constant(chunk_size, tf.int32), batch_seed)
             results.append(values[:size])
         return tf.concat(results, axis=0)
+
+    def default_chunk_size(self, num_samples, batch_size):
+        """Importance samples per chunk: about 128 MiB of decoder output, in equal chunks."""
+        largest = max(1, (1 << 25) // (int(batch_size) * math.prod(self.data_shape)))
+        chunks = -(-int(num_samples) // largest)
+        return -(-int(num_samples) // chunks)
 
     @tf.function(reduce_retracing=True)
     def _log_likelihood_fn(self, x, num_samples, chunk_size, seed):
