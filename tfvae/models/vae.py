@@ -181,12 +181,12 @@ class IWAE(VAE):
         q = self.posterior(x)
         z = q.sample(self.num_samples, seed=seed)                       # [k, B, D]
         log_px_given_z = self.conditional_log_prob(x, z)                 # [k, B]
-        log_qz_minus_log_pz = q.log_prob(z) - self.prior().log_prob(z)  # [k, B]
+        log_pz, log_qz = self.prior().log_prob(z), q.log_prob(z)        # [k, B]
         kl_weight = tf.cast(self.kl_weight, tf.float32)
-        log_w = log_px_given_z - kl_weight * log_qz_minus_log_pz
+        log_w = objectives.log_importance_weights(log_px_given_z, log_pz, log_qz, kl_weight)
         bound = objectives.iwae_bound(log_w)
         reconstruction = -tf.reduce_mean(log_px_given_z, axis=0)
-        kl = tf.reduce_mean(log_qz_minus_log_pz, axis=0)
+        kl = tf.reduce_mean(log_qz - log_pz, axis=0)
         return -bound, {"loss": -bound, "iwae_bound": bound, "elbo": -reconstruction - kl,
                         "reconstruction": reconstruction, "kl": kl}
 
