@@ -76,8 +76,27 @@ class MLP(Network):
         return config
 
 
+class _ConvNetwork(Network):
+    """What the convolutional bodies share: filters, kernel size, one dense layer, activation."""
+
+    def __init__(self, filters, kernel_size, dense_units, activation, target_shape=None, **kwargs):
+        super().__init__(target_shape=target_shape, **kwargs)
+        self.filters = tuple(int(f) for f in filters)
+        self.kernel_size = int(kernel_size)
+        self.dense_units = int(dense_units) if dense_units else None
+        self.activation = activation
+        self.dense = (keras.layers.Dense(self.dense_units, activation=activation)
+                      if self.dense_units else None)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size,
+                      dense_units=self.dense_units, activation=self.activation)
+        return config
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
-class ConvEncoder(Network):
+class ConvEncoder(_ConvNetwork):
     """Conv2D(stride 2)* → flatten → Dense(dense_units) → Dense(prod(target_shape)).
 
     For 28×28 and 32×32 images (and any size): each convolution halves the resolution.
@@ -85,15 +104,9 @@ class ConvEncoder(Network):
 
     def __init__(self, filters=(32, 64), kernel_size=4, dense_units=256, activation="relu",
                  target_shape=None, **kwargs):
-        super().__init__(target_shape=target_shape, **kwargs)
-        self.filters = tuple(int(f) for f in filters)
-        self.kernel_size = int(kernel_size)
-        self.dense_units = int(dense_units) if dense_units else None
-        self.activation = activation
+        super().__init__(filters, kernel_size, dense_units, activation, target_shape, **kwargs)
         self.convs = [keras.layers.Conv2D(f, self.kernel_size, strides=2, padding="same",
                                           activation=activation) for f in self.filters]
-        self.dense = (keras.layers.Dense(self.dense_units, activation=activation)
-                      if self.dense_units else None)
         if self.target_shape is not None:
             self.head = keras.layers.Dense(math.prod(self.target_shape))
 
@@ -120,15 +133,9 @@ class ConvEncoder(Network):
             h = self.dense(h)
         return keras.ops.reshape(self.head(h), (-1,) + self.target_shape)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size,
-                      dense_units=self.dense_units, activation=self.activation)
-        return config
-
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class ConvDecoder(Network):
+class ConvDecoder(_ConvNetwork):
     """Dense → reshape to (H/2ⁿ, W/2ⁿ, filters[0]) → Conv2DTranspose(stride 2)ⁿ → Conv2D(channels).
 
     `target_shape` is (H, W, C) with H and W divisible by 2ⁿ, n = len(filters): 28×28 starts at
@@ -137,13 +144,7 @@ class ConvDecoder(Network):
 
     def __init__(self, filters=(64, 32), kernel_size=4, dense_units=256, activation="relu",
                  target_shape=None, **kwargs):
-        super().__init__(target_shape=target_shape, **kwargs)
-        self.filters = tuple(int(f) for f in filters)
-        self.kernel_size = int(kernel_size)
-        self.dense_units = int(dense_units) if dense_units else None
-        self.activation = activation
-        self.dense = (keras.layers.Dense(self.dense_units, activation=activation)
-                      if self.dense_units else None)
+        super().__init__(filters, kernel_size, dense_units, activation, target_shape, **kwargs)
         self.deconvs = [keras.layers.Conv2DTranspose(f, self.kernel_size, strides=2, padding="same",
                                                      activation=activation) for f in self.filters]
         if self.target_shape is not None:
@@ -180,12 +181,6 @@ class ConvDecoder(Network):
         for deconv in self.deconvs:
             h = deconv(h)
         return self.head(h)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size,
-                      dense_units=self.dense_units, activation=self.activation)
-        return config
 
 
 def mlp(hidden_units=(200, 200), activation="relu", **kwargs):
