@@ -170,6 +170,20 @@ def test_gaussian_likelihoods_accept_any_real_values():
 def test_decode_checks_code_shape():
     with pytest.raises(ValueError, match=r"codes of shape \(batch, 4\)"):
         small().decode(np.zeros((2, 5), "float32"))
+    with pytest.raises(ValueError, match="NaN"):
+        small().decode(np.full((2, 4), np.nan, "float32"))
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda m, x: m.sample(-1), r"num_samples as an integer >= 1; got -1"),
+    (lambda m, x: m.sample(2.5), r"num_samples as an integer >= 1; got 2.5"),
+    (lambda m, x: m.log_likelihood(x, num_samples=0), r"num_samples as an integer >= 1; got 0"),
+    (lambda m, x: m.log_likelihood(x, 10, batch_size=0), r"batch_size as an integer >= 1"),
+    (lambda m, x: m.log_likelihood(x, 10, chunk_size=-3), r"chunk_size as an integer >= 1"),
+])
+def test_bad_counts_raise_a_clear_error(call, words, batch):
+    with pytest.raises(ValueError, match=words):
+        call(small(), batch)
 
 
 def test_networks_must_fit_the_model():

@@ -260,6 +260,25 @@ class GenerativeModel(keras.Model):
     def observation_name(self):
         return "observation"
 
+    def check_count(self, value, name):
+        """`value` as an int >= 1 when it is a Python/numpy number (tensors pass unchecked)."""
+        if isinstance(value, tf.Tensor):
+            return value
+        if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
+            raise ValueError(f"{type(self).__name__}: expected {name} as an integer >= 1; got {value!r}.")
+        return int(value)
+
+    def check_codes(self, z, latent_dim):
+        """`z` as float32 `[N, latent_dim]`, finite when checks are on (eagerly)."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if z.shape.rank != 2 or z.shape[-1] != latent_dim:
+            raise ValueError(f"{type(self).__name__}.decode expects codes of shape (batch, "
+                             f"{latent_dim}); got {tuple(z.shape)}.")
+        if self.validate_inputs and tf.executing_eagerly() and not np.all(np.isfinite(z.numpy())):
+            raise ValueError(f"{type(self).__name__}.decode: codes contain NaN or infinite values; "
+                             "expected finite values.")
+        return z
+
     # ----------------------------------------------------------------- the model contract
     def prior(self):
         """p(z) as a TFP distribution."""
@@ -314,6 +333,10 @@ class GenerativeModel(keras.Model):
         """
         if not self.has_density:
             raise NotImplementedError(f"{type(self).__name__} has no density to evaluate.")
+        num_samples = self.check_count(num_samples, "num_samples")
+        batch_size = self.check_count(batch_size, "batch_size")
+        if chunk_size is not None:
+            chunk_size = self.check_count(chunk_size, "chunk_size")
         x = self.check_input(x)
         num_examples = int(x.shape[0])
         batch_size = min(int(batch_size), num_examples)

@@ -111,10 +111,7 @@ class VAE(GenerativeModel):
 
     def decode(self, z):
         """E[x|z] for codes `[N, D]`: pixel probabilities (Bernoulli) or means (Gaussian)."""
-        z = tf.convert_to_tensor(z, tf.float32)
-        if z.shape.rank != 2 or z.shape[-1] != self.latent_dim:
-            raise ValueError(f"{type(self).__name__}.decode expects codes of shape (batch, "
-                             f"{self.latent_dim}); got {tuple(z.shape)}.")
+        z = self.check_codes(z, self.latent_dim)
         return self.observation_model.mean(self.decoder(z))
 
     def reconstruct(self, x, seed=None):
@@ -123,6 +120,7 @@ class VAE(GenerativeModel):
         return self.decode(z)
 
     def sample(self, num_samples, seed=None):
+        num_samples = self.check_count(num_samples, "num_samples")
         z = self.latent_prior.sample(num_samples, seed=distributions.stateless_seed(seed))
         return self.decode(z)
 
