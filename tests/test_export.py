@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 import tfvae
 from scripts._common import FAMILIES
@@ -195,6 +196,23 @@ def test_signatures_have_named_inputs_and_outputs(exported):
     assert x_spec.shape.as_list() == [None, *SHAPE] and x_spec.dtype == tf.float32
     seed_spec = signatures["sample"].structured_input_signature[1]["seed"]
     assert seed_spec.shape.as_list() == [2] and seed_spec.dtype == tf.int32
+
+
+def _xla_functions(function_defs):
+    return [f.signature.name for f in function_defs if f.attr["_XlaMustCompile"].b]
+
+
+def test_saved_model_holds_standard_ops_only(exported):
+    """Training uses XLA-fused likelihood kernels; the exported graphs must not (any TF runtime
+    can serve them). The first check shows the detector finds such a kernel when one is traced."""
+    model, path = exported["iwae"]
+    traced = tf.function(lambda x: model.log_importance_weights(x, 2, tf.constant([1, 2]))).get_concrete_function(
+        tf.TensorSpec([None, *SHAPE], tf.float32))
+    assert _xla_functions(traced.graph.as_graph_def().library.function)
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    library = saved.meta_graphs[0].graph_def.library.function
+    assert library and not _xla_functions(library)
 
 
 def _saved_model_cli():

@@ -62,6 +62,8 @@ import functools
 import keras
 import tensorflow as tf
 
+from tfvae import likelihoods
+
 __all__ = ["export_model", "default_endpoints", "LOG_LIKELIHOOD_CHUNK_SIZE",
            "LOG_LIKELIHOOD_BATCH_SIZE", "DEFAULT_SERVING_ENDPOINT"]
 
@@ -108,11 +110,13 @@ def export_model(model, filepath, *, batch_size=None, verbose=False):
         model.build((None,) + tuple(model.data_shape))
     archive = keras.export.ExportArchive()
     archive.track(model)
-    # Keras serves the first endpoint added as `serving_default`.
-    for name in [default] + [n for n in endpoints if n != default]:
-        fn, specs = endpoints[name]
-        archive.add_endpoint(name, _endpoint_function(fn, name, specs), input_signature=list(specs))
-    archive.write_out(str(filepath), verbose=verbose)
+    # Standard TensorFlow ops only (no XLA kernels), so any TensorFlow runtime can serve it.
+    with likelihoods.fused_kernels(False):
+        # Keras serves the first endpoint added as `serving_default`.
+        for name in [default] + [n for n in endpoints if n != default]:
+            fn, specs = endpoints[name]
+            archive.add_endpoint(name, _endpoint_function(fn, name, specs), input_signature=list(specs))
+        archive.write_out(str(filepath), verbose=verbose)
     return filepath
 
 

@@ -4,7 +4,9 @@ Each likelihood says how many decoder outputs it needs (`param_shape`), builds t
 distribution with the image as its event, and gives the expected image (`mean`) without
 building a distribution, for reconstructions, samples and export.
 """
+import contextlib
 import math
+import threading
 
 import keras
 import tensorflow as tf
@@ -12,7 +14,31 @@ import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["Likelihood", "Bernoulli", "Gaussian", "FixedGaussian", "get"]
+__all__ = ["Likelihood", "Bernoulli", "Gaussian", "FixedGaussian", "get", "fused_kernels"]
+
+_settings = threading.local()
+
+
+@contextlib.contextmanager
+def fused_kernels(enabled):
+    """Turn the XLA-fused log-likelihood kernels on or off for code traced inside the block.
+
+    They are on by default: TensorFlow's own element-wise CPU kernels are not built for the
+    wide vector units (AVX-512) of current CPUs, while XLA compiles for the host, so fusing
+    the per-pixel work of `Bernoulli.log_prob` into one XLA kernel (and its gradient into
+    another) saves about a third of that work on CPU. `Model.export` turns them off, so a
+    SavedModel holds only standard TensorFlow ops.
+    """
+    previous = fused_kernels_enabled()
+    _settings.enabled = bool(enabled)
+    try:
+        yield
+    finally:
+        _settings.enabled = previous
+
+
+def fused_kernels_enabled():
+    return getattr(_settings, "enabled", True)
 
 
 class Likelihood:
@@ -67,10 +93,56 @@ class Bernoulli(Likelihood):
         return tf.sigmoid(tf.cast(params, tf.float32))
 
     def log_prob(self, params, x, event_ndims):
-        """Σ_i x_i·l_i - softplus(l_i): the same value as the TFP distribution, in fewer ops
-        (about half the time of `tfd.Bernoulli.log_prob` for k·B·784 logits on CPU)."""
-        params = tf.cast(params, tf.float32)  # log-likelihoods stay float32 under mixed precision
+        """Σ_i x_i·l_i - softplus(l_i): the value of the TFP distribution's `log_prob`, in a
+        single fused pass over the logits (see `fused_kernels`); float32 whatever the params'
+        dtype, so log-likelihoods stay float32 under mixed precision."""
+        if fused_kernels_enabled():
+            return _bernoulli_log_prob(_flatten_event(params, event_ndims), _flatten_event(x, event_ndims))
+        params = tf.cast(params, tf.float32)
         return tf.reduce_sum(x * params - tf.nn.softplus(params), axis=list(range(-event_ndims, 0)))
+
+
+def _flatten_event(t, event_ndims):
+    """[..., e_1, ..., e_n] -> [..., e_1·...·e_n]."""
+    if event_ndims == 1:
+        return t
+    return tf.reshape(t, tf.concat([tf.shape(t)[:tf.rank(t) - event_ndims], [-1]], axis=0))
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _bernoulli_log_prob_kernel(logits, x):
+    """Σ_d x_d·l_d - softplus(l_d), with softplus(l) = max(l, 0) + log1p(exp(-|l|))."""
+    logits = tf.cast(logits, tf.float32)
+    x = tf.cast(x, tf.float32)
+    softplus = tf.nn.relu(logits) + tf.math.log1p(tf.exp(-tf.abs(logits)))
+    return tf.reduce_sum(x * logits - softplus, axis=-1)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _bernoulli_logits_gradient_kernel(upstream, logits, x):
+    """∂/∂l_d of upstream · Σ_d (x_d·l_d - softplus(l_d)) = upstream · (x_d - sigmoid(l_d))."""
+    grad = upstream[..., None] * (tf.cast(x, tf.float32) - tf.sigmoid(tf.cast(logits, tf.float32)))
+    return tf.cast(grad, logits.dtype)
+
+
+@tf.custom_gradient
+def _bernoulli_log_prob(logits, x):
+    """The fused Bernoulli log-likelihood of flattened events ([..., D]; x broadcasts)."""
+    def grad(upstream):
+        d_logits = _bernoulli_logits_gradient_kernel(upstream, logits, x)
+        d_logits = _sum_to_shape(d_logits, tf.shape(logits))
+        # The observations are data, but a gradient with respect to them is still exact
+        # (Grappler prunes it when nothing uses it).
+        d_x = _sum_to_shape(upstream[..., None] * tf.cast(logits, tf.float32), tf.shape(x))
+        return d_logits, tf.cast(d_x, x.dtype)
+
+    return _bernoulli_log_prob_kernel(logits, x), grad
+
+
+def _sum_to_shape(grad, shape):
+    """Undo broadcasting: sum `grad` over the axes along which a tensor of `shape` was broadcast."""
+    axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=shape, s1=tf.shape(grad))
+    return tf.reshape(tf.reduce_sum(grad, axis=axes), shape)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
