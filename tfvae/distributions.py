@@ -17,8 +17,8 @@ tfd = tfp.distributions
 
 __all__ = [
     "Prior", "StandardNormal", "MixtureOfGaussians", "SwissRoll", "UniformCategorical",
-    "LearnableGaussian", "LearnableMixture", "diagonal_gaussian", "get", "stateless_seed",
-    "PRIOR_NAMES",
+    "LearnableGaussian", "LearnableMixture", "diagonal_gaussian", "sample_and_log_prob", "get",
+    "stateless_seed", "PRIOR_NAMES",
 ]
 
 
@@ -198,6 +198,27 @@ def diagonal_gaussian(params, min_scale=1e-4):
     loc, raw_scale = tf.split(params, 2, axis=-1)
     scale = tf.nn.softplus(raw_scale) + min_scale
     return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
+
+
+def sample_and_log_prob(distribution, num_samples, seed):
+    """`num_samples` reparameterized draws z and their log-density log q(z), `[n, ...]` each.
+
+    For a diagonal Gaussian, z = μ + σ·ε with ε ~ N(0, I) and log q(z) = Σ_i log N(ε_i; 0, 1) - log σ_i
+    (Kingma & Welling 2013, Eq. 10 uses the same ε): the value and the gradient of
+    `log_prob(z)`, since the paths through z and through μ, σ cancel, without dividing by σ or
+    broadcasting μ and σ in the backward pass. Other distributions use TFP's
+    `experimental_sample_and_log_prob`.
+    """
+    base = getattr(distribution, "distribution", None)
+    if (isinstance(distribution, tfd.Independent) and isinstance(base, tfd.Normal)
+            and tf.get_static_value(distribution.reinterpreted_batch_ndims) == 1):
+        loc, scale = tf.convert_to_tensor(base.loc), tf.convert_to_tensor(base.scale)
+        shape = tf.concat([[num_samples], tf.broadcast_dynamic_shape(tf.shape(loc), tf.shape(scale))], 0)
+        eps = tf.random.stateless_normal(shape, stateless_seed(seed), dtype=loc.dtype)
+        z = loc + scale * eps
+        log_q = tf.reduce_sum(-0.5 * tf.square(eps) - 0.5 * math.log(2 * math.pi) - tf.math.log(scale), -1)
+        return z, log_q
+    return distribution.experimental_sample_and_log_prob(num_samples, seed=seed)
 
 
 _PRIORS = {

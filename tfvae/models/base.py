@@ -315,10 +315,9 @@ class GenerativeModel(keras.Model):
     # ----------------------------------------------------------------- log-likelihood
     def log_importance_weights(self, x, num_samples, seed):
         """log p(x, z_k) - log q(z_k|x) for k draws z_k ~ q(z|x); shape `[num_samples, B]`."""
-        posterior = self.posterior(x)
-        z = posterior.sample(num_samples, seed=seed)
+        z, log_qz = distributions.sample_and_log_prob(self.posterior(x), num_samples, seed)
         return objectives.log_importance_weights(
-            self.conditional_log_prob(x, z), self.prior().log_prob(z), posterior.log_prob(z))
+            self.conditional_log_prob(x, z), self.prior().log_prob(z), log_qz)
 
     def conditional_log_prob(self, x, z):
         """log p(x|z) for codes `z` with leading sample axes, `[..., B]`."""

@@ -176,10 +176,9 @@ class IWAE(VAE):
 
     def compute_losses(self, x, y=None, seed=None, training=False):
         """-L_k per example (Burda et al., Eq. 8), vectorized over the k samples."""
-        q = self.posterior(x)
-        z = q.sample(self.num_samples, seed=seed)                       # [k, B, D]
+        z, log_qz = distributions.sample_and_log_prob(self.posterior(x), self.num_samples, seed)
         log_px_given_z = self.conditional_log_prob(x, z)                 # [k, B]
-        log_pz, log_qz = self.prior().log_prob(z), q.log_prob(z)        # [k, B]
+        log_pz = self.prior().log_prob(z)                                # [k, B]
         kl_weight = tf.cast(self.kl_weight, tf.float32)
         log_w = objectives.log_importance_weights(log_px_given_z, log_pz, log_qz, kl_weight)
         bound = objectives.iwae_bound(log_w)
