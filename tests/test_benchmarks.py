@@ -1,11 +1,10 @@
 """The benchmark report's arithmetic: which figures it compares and when a target passes."""
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import run  # noqa: E402
 
 
