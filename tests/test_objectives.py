@@ -140,6 +140,19 @@ def test_bernoulli_log_prob_gradients_match_numpy(fused):
     assert value.dtype == tf.float32 and tape.gradient(value, low).dtype == tf.bfloat16
 
 
+def test_fused_kernels_switch(monkeypatch):
+    assert likelihoods.fused_kernels_enabled()
+    with likelihoods.fused_kernels(False):
+        assert not likelihoods.fused_kernels_enabled()
+        with likelihoods.fused_kernels(True):
+            assert likelihoods.fused_kernels_enabled()
+        assert not likelihoods.fused_kernels_enabled()
+    monkeypatch.setenv("TFVAE_FUSED_KERNELS", "0")
+    assert not likelihoods.fused_kernels_enabled()
+    with likelihoods.fused_kernels(True):
+        assert likelihoods.fused_kernels_enabled()
+
+
 def test_sample_and_log_prob_matches_log_prob_in_value_and_gradient():
     """The ε shortcut for diagonal Gaussians gives log q(z) and d/dφ log q(z(φ); φ) exactly as TFP's
     log_prob of the same draws; other distributions go through TFP."""

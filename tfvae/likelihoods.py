@@ -6,6 +6,7 @@ building a distribution, for reconstructions, samples and export.
 """
 import contextlib
 import math
+import os
 import threading
 
 import keras
@@ -27,9 +28,10 @@ def fused_kernels(enabled):
     wide vector units (AVX-512) of current CPUs, while XLA compiles for the host, so fusing
     the per-pixel work of `Bernoulli.log_prob` into one XLA kernel (and its gradient into
     another) saves about a third of that work on CPU. `Model.export` turns them off, so a
-    SavedModel holds only standard TensorFlow ops.
+    SavedModel holds only standard TensorFlow ops. The environment variable
+    `TFVAE_FUSED_KERNELS=0` turns them off everywhere (for a TensorFlow device without XLA).
     """
-    previous = fused_kernels_enabled()
+    previous = getattr(_settings, "enabled", None)  # None: follow the environment
     _settings.enabled = bool(enabled)
     try:
         yield
@@ -38,7 +40,10 @@ def fused_kernels(enabled):
 
 
 def fused_kernels_enabled():
-    return getattr(_settings, "enabled", True)
+    """Whether code traced now uses the fused kernels (see `fused_kernels`)."""
+    default = os.environ.get("TFVAE_FUSED_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
+    enabled = getattr(_settings, "enabled", None)
+    return default if enabled is None else enabled
 
 
 class Likelihood:
