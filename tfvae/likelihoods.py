@@ -7,7 +7,6 @@ building a distribution, for reconstructions, samples and export.
 import contextlib
 import math
 import os
-import threading
 
 import keras
 import tensorflow as tf
@@ -17,7 +16,8 @@ tfd = tfp.distributions
 
 __all__ = ["Likelihood", "Bernoulli", "Gaussian", "FixedGaussian", "get", "fused_kernels"]
 
-_settings = threading.local()
+# Process-wide, not thread-local: tf.distribute traces each replica's step in its own thread.
+_fused_setting = [None]  # None: follow the environment
 
 
 @contextlib.contextmanager
@@ -31,19 +31,18 @@ def fused_kernels(enabled):
     SavedModel holds only standard TensorFlow ops. The environment variable
     `TFVAE_FUSED_KERNELS=0` turns them off everywhere (for a TensorFlow device without XLA).
     """
-    previous = getattr(_settings, "enabled", None)  # None: follow the environment
-    _settings.enabled = bool(enabled)
+    previous = _fused_setting[0]
+    _fused_setting[0] = bool(enabled)
     try:
         yield
     finally:
-        _settings.enabled = previous
+        _fused_setting[0] = previous
 
 
 def fused_kernels_enabled():
     """Whether code traced now uses the fused kernels (see `fused_kernels`)."""
     default = os.environ.get("TFVAE_FUSED_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
-    enabled = getattr(_settings, "enabled", None)
-    return default if enabled is None else enabled
+    return default if _fused_setting[0] is None else _fused_setting[0]
 
 
 class Likelihood:
