@@ -12,11 +12,13 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import float64_tolerance
 from tfvae import cli
 
 TINY = ["--dataset", "sample", "--latent-dim", "4", "--hidden", "32", "--eval-samples", "20",
@@ -26,7 +28,7 @@ TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim
                  "--beta", "--likelihood", "--prior", "--network", "--hidden", "--activation",
                  "--learning-rate", "--binarize", "--kl-warmup", "--seed", "--strategy",
                  "--jit-compile", "--steps-per-execution", "--eval-samples", "--eval-examples",
-                 "--validation-split", "--train-split", "--verbose"]
+                 "--validation-split", "--validation-fraction", "--train-split", "--verbose"]
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
@@ -82,6 +84,9 @@ def test_train_writes_every_artifact_and_a_summary(run):
     for name in ("model.keras", "saved_model", "metrics.json", "samples.png", "reconstructions.png"):
         assert str(out / name) in stdout
     assert "Epoch 2/2" in stdout  # Keras' per-epoch lines (verbose 2 when stdout is no tty)
+    # no silent minutes: the test NLL announces itself and shows its progress
+    assert "test NLL by importance sampling: k=20 samples on 50 examples" in stdout
+    assert "50/50" in stdout.split("test NLL by importance sampling")[1]
 
 
 def test_model_keras_loads_in_safe_mode_and_reproduces_samples_png(run):
@@ -103,8 +108,15 @@ def test_metrics_json(run):
     out = run[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert math.isfinite(metrics["nll"]) and metrics["nll"] > 0
-    assert metrics["test"] == {"split": "test", "nll": metrics["nll"], "num_samples": 20,
-                               "num_examples": 50, "binarize": "static"}
+    assert metrics["test"] == {
+        "split": "test", "nll": metrics["nll"], "num_samples": 20, "num_examples": 50,
+        "binarize": "static", "dequantized": False,
+        # float64 on both sides: a few roundings at the size of the value
+        "bits_per_dim": pytest.approx(metrics["nll"] / (784 * math.log(2)), rel=0,
+                                      abs=float64_tolerance(metrics["nll"] / (784 * math.log(2)))),
+        "meaning": "negative log-probability (nats per image) of the binarized test images"}
+    # validation: the last 10 % of the training split, never the test split
+    assert metrics["validation"] == {"split": "train (held out)", "num_examples": 200}
     assert set(metrics["final"]["train"]) >= {"loss", "elbo", "reconstruction", "kl"}
     assert set(metrics["final"]["validation"]) >= {"loss", "elbo", "reconstruction", "kl"}
     assert len(metrics["history"]["loss"]) == 2 and len(metrics["history"]["val_loss"]) == 2
@@ -112,7 +124,7 @@ def test_metrics_json(run):
     assert 0 <= metrics["active_units"] <= 4
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert metrics["num_parameters"] == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert metrics["train_steps"] == 2 * 20  # 2000 sample images, batches of 100
+    assert metrics["train_steps"] == 2 * 18  # 2000 sample images less 200 held out, batches of 100
     assert metrics["examples_per_s"] > 0 and metrics["wall_time_s"] >= metrics["fit_seconds"] > 0
     assert metrics["config"]["latent_dim"] == 4
     assert metrics["args"]["epochs"] == 2 and metrics["args"]["binarize"] == "dynamic"
@@ -281,3 +293,121 @@ def test_python_m_tfvae_trains_end_to_end(tmp_path):
     assert math.isfinite(metrics["nll"])
     for name in ("model.keras", "saved_model/saved_model.pb", "samples.png", "reconstructions.png"):
         assert (out / name).is_file(), name
+
+
+def _tfvae_command():
+    """The installed `tfvae` console script (what a user types), else `python -m tfvae_cli`."""
+    import shutil
+
+    script = Path(sys.executable).parent / "tfvae"
+    script = str(script) if script.is_file() else shutil.which("tfvae")
+    return [script] if script else [sys.executable, "-m", "tfvae_cli"]
+
+
+def test_help_and_version_do_not_import_tensorflow():
+    probe = ("import sys, tfvae_cli\n"
+             "code = tfvae_cli.main(sys.argv[1:])\n"
+             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+             "sys.exit(code)\n")
+    for argv in (["--help"], ["--version"], ["train", "--help"], ["evaluate", "--help"]):
+        result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+    import tfvae
+
+    result = subprocess.run(_tfvae_command() + ["--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == f"tfvae {tfvae.__version__}"
+
+
+def test_commands_that_load_tensorflow_print_no_startup_noise(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes(b"not a keras file")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    command = _tfvae_command() + ["sample", str(run_dir), "--out", str(tmp_path / "x.png")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    # one line, ours: no cuInit / cpu_feature_guard / absl lines from TensorFlow's start-up
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        line for line in result.stderr.strip().splitlines() if line.startswith("tfvae: error:")]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # asked for, the messages are there again (whatever this machine's TensorFlow logs)
+    loud = subprocess.run(_tfvae_command()[:1] + ["--verbose"] + command[len(_tfvae_command()):],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert loud.returncode == 1 and "tfvae: error:" in loud.stderr
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_resumes_bit_identical_to_an_uninterrupted_one(tmp_path):
+    """The real command, SIGKILLed after epoch 2 and run again, ends where an uninterrupted run
+    ends: same losses every epoch (shuffled, dynamically binarized tf.data pipeline), same weights."""
+    import signal
+    import time
+
+    def command(out):
+        return _tfvae_command() + [
+            "train", "iwae", "--dataset", "sample", "--epochs", "5", "--out", str(out),
+            "--batch-size", "20", "--latent-dim", "4", "--hidden", "32", "--num-samples", "2",
+            "--eval-samples", "10", "--eval-examples", "20", "--verbose", "2"]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, env=env,
+                           timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env)
+    metadata = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        try:
+            if json.loads(metadata.read_text())["epoch"] >= 2:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = json.loads(metadata.read_text())["epoch"]
+    assert 2 <= done < 5
+
+    resumed = subprocess.run(command(out), capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {out / 'backup'} at epoch {done + 1}" in resumed.stdout
+    assert f"Epoch {done + 1}/5" in resumed.stdout and f"Epoch {done}/5" not in resumed.stdout
+    expected, got = _metrics(tmp_path / "whole"), _metrics(out)
+    assert len(got["history"]["loss"]) == 5  # the whole run, not only the resumed epochs
+    assert got["history"] == expected["history"]  # bit-identical, every epoch
+    assert got["nll"] == expected["nll"]
+
+
+def test_gaussian_runs_report_a_density_with_its_meaning_and_bits_per_dim(tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "vae", "--epochs", "1", "--out", out,
+                                     "--likelihood", "gaussian", "--verbose", "0"] + TINY)
+    assert code == 0, stderr
+    test = _metrics(out)["test"]
+    assert test["binarize"] == "none" and test["dequantized"] is True
+    assert "density" in test["meaning"] and "can be negative" in test["meaning"]
+    dims = 784
+    # float64: rounding at the size of the added terms (nll can nearly cancel D·ln 256), in bits
+    assert test["bits_per_dim"] == pytest.approx(
+        (test["nll"] + dims * math.log(256)) / (dims * math.log(2)), rel=0,
+        abs=float64_tolerance(test["nll"] / (dims * math.log(2)), math.log(256) / math.log(2)))
+    assert math.isfinite(test["bits_per_dim"])
+    assert "bits/dim" in stdout and "can be negative" in stdout
+
+
+def test_readme_documents_the_run_directory_files():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name in ("evaluation.json", "history.json", "metrics.json", "--validation-fraction",
+                 "--eval-samples"):
+        assert name in readme, name

@@ -2,6 +2,10 @@
 
 import gzip
 import hashlib
+import os
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -10,6 +14,10 @@ import pytest
 import tensorflow as tf
 
 from tfvae import datasets as D
+from conftest import float32_tolerance
+
+# uint8 / 255 in float32 against numpy's float64: a rounding or two of values in [0, 1]
+INTENSITY_TOLERANCE = float32_tolerance(1.0)
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
 MNIST_T10K_SHA256 = "167310007f03058885c7e95e6c0b19c20de5c7fd3031f4cbdadc9014a523d80b"
@@ -54,7 +62,7 @@ def test_load_sample_batches_and_order():
         ref_x, ref_y = data["x_test"], data["y_test"]
     # test split is not shuffled by default: source order, intensities / 255
     np.testing.assert_array_equal(_labels(ds), ref_y)
-    np.testing.assert_allclose(x.numpy()[..., 0], ref_x[:300] / 255.0, atol=1e-6)
+    np.testing.assert_allclose(x.numpy()[..., 0], ref_x[:300] / 255.0, rtol=0, atol=INTENSITY_TOLERANCE)
     assert len(list(D.load("sample", "test", batch_size=300, drop_remainder=True))) == 3
     # images only, range [0, 1]
     xs = _images(D.load("sample", "test", batch_size=500))
@@ -196,13 +204,13 @@ def test_load_idx_folder(tmp_path):
     ds = D.load(f"idx:{tmp_path}", "train", batch_size=4, shuffle=False, with_labels=True)
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
     assert [len(v) for v in ys] == [4, 4, 2]
-    np.testing.assert_allclose(np.concatenate(xs)[..., 0], x_tr / 255.0, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate(xs)[..., 0], x_tr / 255.0, rtol=0, atol=INTENSITY_TOLERANCE)
     np.testing.assert_array_equal(np.concatenate(ys), y_tr)
 
     # plain path, "test" finds the t10k files; load_arrays agrees
     x, y = D.load_arrays(str(tmp_path), "test")
     assert x.shape == (7, 6, 5, 1) and x.dtype == np.float32 and y.dtype == np.int64
-    np.testing.assert_allclose(x[..., 0], x_te / 255.0, atol=1e-6)
+    np.testing.assert_allclose(x[..., 0], x_te / 255.0, rtol=0, atol=INTENSITY_TOLERANCE)
     np.testing.assert_array_equal(y, y_te)
     assert _images(D.load(tmp_path, "train5k", batch_size=10)).shape == (4, 6, 5, 1)
     x, _ = D.load_arrays(tmp_path, "t10k", image_size=12)
@@ -286,9 +294,187 @@ def test_real_mnist_test_set():
     assert x.shape == (10000, 28, 28, 1) and x.dtype == np.float32
     assert sorted(np.unique(y)) == list(range(10)) and y.dtype == np.int64
     assert np.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    np.testing.assert_allclose(x[..., 0], raw / 255.0, atol=1e-6)
+    np.testing.assert_allclose(x[..., 0], raw / 255.0, rtol=0, atol=INTENSITY_TOLERANCE)
     # every bundled test image is an MNIST test image with the same label
     index = {img.tobytes(): label for img, label in zip(raw, y)}
     with np.load(D.SAMPLE_PATH) as data:
         for img, label in zip(data["x_test"], data["y_test"]):
             assert index[img.tobytes()] == label
+
+
+# --- tensorflow-datasets without a network (issue 8, item 6) -----------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tree(folder):
+    """Every path under ``folder`` (relative), to see that nothing was created or removed."""
+    folder = Path(folder)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _offline_env(monkeypatch, tmp_path):
+    """No ~/tensorflow_datasets of the real user; socket connections fail at once."""
+    import socket
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "env_tfds"))
+    monkeypatch.delenv("TFVAE_TFDS_PROBE", raising=False)
+    # tfds reads TFDS_DATA_DIR / HOME once, when it is imported
+    from tensorflow_datasets.core import constants
+
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path / "env_tfds"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network (test)")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+
+
+def test_tfds_offline_fails_fast_and_leaves_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    _offline_env(monkeypatch, tmp_path)
+    existing = tmp_path / "existing"
+    (existing / "downloads").mkdir(parents=True)
+    (existing / "other").mkdir()
+    before = _tree(tmp_path)
+    for data_dir in (tmp_path / "tfds", existing):
+        start = time.monotonic()
+        with pytest.raises(ConnectionError) as info:
+            D.load("mnist", data_dir=data_dir, batch_size=10)
+        assert time.monotonic() - start < 15
+        message = str(info.value)
+        assert isinstance(info.value, D.OfflineError) and "\n" not in message
+        for part in ("'sample'", "--dataset sample", "idx:", str(data_dir), "no network (test)"):
+            assert part in message
+        assert _tree(tmp_path) == before
+    # default data dir (TFDS_DATA_DIR), load_arrays, a versioned name
+    with pytest.raises(D.OfflineError, match="env_tfds"):
+        D.load_arrays("fashion_mnist:3.*.*", "test")
+    assert _tree(tmp_path) == before
+
+
+def test_tfds_prepared_locally_never_probes(tmp_path, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core import dataset_builder
+
+    _offline_env(monkeypatch, tmp_path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("no network access for a prepared data set")
+
+    monkeypatch.setattr(D, "_require_network", forbidden)
+    monkeypatch.setattr(dataset_builder.DatasetBuilder, "download_and_prepare", forbidden)
+    monkeypatch.setattr(dataset_builder.DatasetBuilder, "is_prepared", lambda self: True)
+    images = np.arange(4 * 28 * 28, dtype=np.int64).reshape(4, 28, 28, 1) % 256
+
+    def as_dataset(self, split, shuffle_files=False, **kwargs):
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": images.astype(np.uint8), "label": np.arange(4, dtype=np.int64)}
+        )
+
+    monkeypatch.setattr(dataset_builder.DatasetBuilder, "as_dataset", as_dataset)
+    data_dir = tmp_path / "tfds"
+    (data_dir / "mnist" / str(tfds.builder("mnist", data_dir=data_dir).version)).mkdir(parents=True)
+    x, y = D.load_arrays("mnist", "test", data_dir=data_dir)
+    np.testing.assert_allclose(x, images / 255.0, rtol=0, atol=INTENSITY_TOLERANCE)
+    assert y.tolist() == [0, 1, 2, 3]
+
+
+def test_tfds_failed_download_is_cleaned_up(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core import dataset_builder
+
+    _offline_env(monkeypatch, tmp_path)
+    monkeypatch.setattr(D, "_require_network", lambda *args, **kwargs: None)  # host "reachable"
+
+    def failing_download(self, *args, **kwargs):
+        root = Path(self.data_dir_root)
+        (root / "downloads" / "storage.googleapis.com_mnist.tmp.0123").mkdir(parents=True)
+        (root / "downloads" / "storage.googleapis.com_mnist.tmp.0123" / "part").write_bytes(b"x")
+        (root / "downloads" / "extracted").mkdir(exist_ok=True)
+        (root / self.name / f"{self.version}.incomplete.ABCD").mkdir(parents=True)
+        raise ConnectionError("connection reset (test)")
+
+    monkeypatch.setattr(dataset_builder.DatasetBuilder, "download_and_prepare", failing_download)
+    # a data dir that does not exist (nor its parent): all of it goes
+    with pytest.raises(ConnectionError, match="connection reset"):
+        D.load("mnist", data_dir=tmp_path / "new" / "tfds")
+    assert not (tmp_path / "new").exists()
+    # an existing data dir: only what the attempt created goes
+    existing = tmp_path / "existing"
+    (existing / "downloads" / "kept.zip").parent.mkdir(parents=True)
+    (existing / "downloads" / "kept.zip").write_bytes(b"zip")
+    (existing / "mnist" / "1.0.0").mkdir(parents=True)
+    (existing / "other").mkdir()
+    before = _tree(tmp_path)
+    with pytest.raises(ConnectionError, match="connection reset"):
+        D.load("mnist", data_dir=existing)
+    assert _tree(tmp_path) == before
+
+
+def test_tfds_offline_command_fails_fast(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    import socket
+
+    # A bound socket that does not listen: connecting to it is refused, network or not.
+    closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    closed.bind(("127.0.0.1", 0))
+    env = dict(os.environ, HOME=str(tmp_path), TF_CPP_MIN_LOG_LEVEL="3",
+               TFVAE_TFDS_PROBE=f"127.0.0.1:{closed.getsockname()[1]}")
+    env.pop("TFDS_DATA_DIR", None)
+    start = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "tfvae", "train", "iwae", "--dataset", "mnist",
+             "--epochs", "1", "--out", str(tmp_path / "out")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        closed.close()
+    elapsed = time.monotonic() - start
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tfvae: error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("tfvae: error: cannot load dataset 'mnist': ")
+    assert "--dataset sample" in errors[0] and "idx:" in errors[0]
+    assert str(tmp_path / "tensorflow_datasets") in errors[0]
+    assert "Traceback" not in result.stderr and "WARNING:absl" not in result.stderr
+    assert elapsed < 60
+    assert not (tmp_path / "tensorflow_datasets").exists()
+
+
+def _passes(ds, epochs):
+    """[(labels, pixel sum) per batch] for each pass over `ds`."""
+    return [[(y.numpy().tolist(), float(x.numpy().sum())) for x, y in ds] for _ in range(epochs)]
+
+
+def test_each_pass_is_a_function_of_the_seed_and_its_epoch():
+    """Order and dynamic binarization of pass e depend on (seed, e) alone: a pipeline built anew
+    and set to epoch e (as a resumed run is) sees what pass e of the first one saw, whatever
+    the global seed."""
+    import tensorflow as tf
+
+    kwargs = dict(batch_size=500, seed=3, with_labels=True, binarize="dynamic")
+    first = _passes(D.load("sample", **kwargs), 3)
+    assert first[0] != first[1] != first[2]  # a new order and new noise every pass
+    tf.random.set_seed(0)
+    again = D.load("sample", **kwargs)
+    again.epoch_counter.set_epoch(2)
+    assert _passes(again, 1)[0] == first[2]
+    assert again.epoch_counter.epoch == 3
+    other = D.load("sample", **{**kwargs, "seed": 4})
+    assert _passes(other, 1)[0] != first[0]
+
+
+def test_fit_keeps_the_pipeline_at_its_epoch(mnist_sample):
+    import keras
+
+    import tfvae
+
+    ds = D.load("sample", batch_size=500, seed=0, binarize="dynamic", take=1000)
+    model = tfvae.VAE((28, 28, 1), 2, encoder=tfvae.networks.mlp([8]),
+                      decoder=tfvae.networks.mlp([8]), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+    model.fit(ds, epochs=4, initial_epoch=2, verbose=0)  # as BackupAndRestore resumes at 2
+    assert ds.epoch_counter.epoch == 4  # passes 2 and 3 read, not 0 and 1

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import float32_tolerance  # TF-free too
 from scripts._common import FAMILIES  # TF-free: the registry of model families
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -96,11 +97,17 @@ def test_one_step_on_two_replicas_equals_one_step_on_one(mirrored_results):
     assert result["num_replicas"] == 2
     assert result["steps"] == [1, 1]
     assert result["replica_copies_equal"]
-    # The comparison is only meaningful if the step moved the weights far beyond 1e-5.
-    assert result["max_update"] > 1e-2, result
-    assert result["max_difference"] < 1e-5, result
+    # Equal up to float32 rounding: w - lr·g with g summed over 64 examples in one batch or in two
+    # halves, so eps times |w| and times Σ_i |lr·∂loss_i/∂w| / 64, which bounds every partial sum
+    # of that reduction however it is split (both measured by the script).
+    tolerance = float32_tolerance(result["max_weight"], result["update_terms"])
+    # The comparison is only meaningful if the step moved the weights far beyond it.
+    assert result["max_update"] > 1e-2 > 1000 * tolerance, result
+    assert result["max_difference"] <= tolerance, result
+    # the loss: a mean of per-example losses, rounded at their size
     single_loss, mirrored_loss = result["loss"]
-    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
+    assert mirrored_loss == pytest.approx(single_loss, rel=0,
+                                          abs=float32_tolerance(result["max_example_loss"]))
 
 
 def wait_for_workers(procs, grace_s=30):

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from conftest import float32_tolerance, float64_tolerance
 from tfvae import distributions, likelihoods, objectives
 
 tfd = tfp.distributions
@@ -18,11 +19,14 @@ def np_log_normal(x, loc, scale):
 def test_log_mean_exp_matches_numpy_and_is_stable():
     values = np.random.RandomState(0).randn(7, 5) * 3
     expected = np.log(np.mean(np.exp(values), axis=0))
-    np.testing.assert_allclose(objectives.log_mean_exp(values, axis=0), expected, rtol=1e-6)
+    # float64 inputs stay float64 in TF: rounding at the size of the values
+    np.testing.assert_allclose(objectives.log_mean_exp(values, axis=0), expected, rtol=0,
+                               atol=float64_tolerance(values))
     big = np.array([[1000.0, -1000.0], [1000.0, -1002.0]])
     # log mean(e^1000, e^1000) = 1000; log mean(e^-1000, e^-1002) = -1000 + log((1 + e^-2) / 2)
     np.testing.assert_allclose(objectives.log_mean_exp(big, axis=0),
-                               [1000.0, -1000.0 + math.log((1 + math.exp(-2)) / 2)], rtol=1e-7)
+                               [1000.0, -1000.0 + math.log((1 + math.exp(-2)) / 2)], rtol=0,
+                               atol=float64_tolerance(big))
 
 
 def test_gaussian_kl_matches_closed_form_and_tfp():
@@ -31,13 +35,19 @@ def test_gaussian_kl_matches_closed_form_and_tfp():
     mp, sp = rng.randn(4, 3), rng.rand(4, 3) + 0.5
     # KL(N(mq, sq²) || N(mp, sp²)) written out independently, summed over units
     expected = np.sum(np.log(sp / sq) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2) - 0.5, axis=-1)
-    np.testing.assert_allclose(objectives.gaussian_kl(mq, sq, mp, sp), expected, rtol=1e-5)
+    # the summed |terms| bound every partial sum of either formula: rounding scales with them
+    terms = np.sum(np.abs(np.log(sp)) + np.abs(np.log(sq)) + (sq**2 + (mq - mp) ** 2) / (2 * sp**2)
+                   + 0.5, axis=-1)
+    np.testing.assert_allclose(objectives.gaussian_kl(mq, sq, mp, sp), expected, rtol=0,
+                               atol=float64_tolerance(terms))  # float64 inputs: float64 throughout
     q = tfd.Independent(tfd.Normal(mq.astype("float32"), sq.astype("float32")), 1)
     p = tfd.Independent(tfd.Normal(mp.astype("float32"), sp.astype("float32")), 1)
-    np.testing.assert_allclose(objectives.kl_divergence(q, p), expected, rtol=1e-4)
+    np.testing.assert_allclose(objectives.kl_divergence(q, p), expected, rtol=0,
+                               atol=float32_tolerance(terms))  # TFP in float32
     # standard-normal prior: Kingma & Welling App. B, -1/2 Σ (1 + log σ² - μ² - σ²)
     np.testing.assert_allclose(objectives.gaussian_kl(mq, sq),
-                               -0.5 * np.sum(1 + np.log(sq**2) - mq**2 - sq**2, axis=-1), rtol=1e-5)
+                               -0.5 * np.sum(1 + np.log(sq**2) - mq**2 - sq**2, axis=-1), rtol=0,
+                               atol=float64_tolerance(np.sum(1 + np.abs(np.log(sq**2)) + mq**2 + sq**2, -1)))
 
 
 def test_kl_falls_back_to_monte_carlo_for_a_mixture_prior():
@@ -47,7 +57,9 @@ def test_kl_falls_back_to_monte_carlo_for_a_mixture_prior():
     z = q2.sample(5, seed=(1, 2))
     kl = objectives.kl_divergence(q2, prior, z)
     assert kl.shape == (5, 3)
-    np.testing.assert_allclose(kl, q2.log_prob(z) - prior.log_prob(z), rtol=1e-6)
+    log_q, log_p = q2.log_prob(z), prior.log_prob(z)
+    # a difference of log-densities: rounding at their size, not at the (smaller) difference's
+    np.testing.assert_allclose(kl, log_q - log_p, rtol=0, atol=float32_tolerance(log_q, log_p))
     with pytest.raises(NotImplementedError):
         objectives.kl_divergence(q, prior)  # no samples: nothing to fall back on
 
@@ -56,15 +68,20 @@ def test_elbo_and_iwae_bound_match_numpy():
     rng = np.random.RandomState(2)
     log_px, log_pz, log_qz = rng.randn(6, 4) - 5, rng.randn(6, 4), rng.randn(6, 4)
     kl_mc = log_qz - log_pz
-    np.testing.assert_allclose(objectives.elbo(log_px, kl_mc), np.mean(log_px - kl_mc, 0), rtol=1e-6)
+    # float64 throughout (numpy inputs): rounding at the size of the log-densities
+    tolerance = float64_tolerance(log_px, log_pz, log_qz, kl_mc)
+    np.testing.assert_allclose(objectives.elbo(log_px, kl_mc), np.mean(log_px - kl_mc, 0), rtol=0,
+                               atol=tolerance)
     np.testing.assert_allclose(objectives.elbo(log_px, kl_mc, 0.5), np.mean(log_px - 0.5 * kl_mc, 0),
-                               rtol=1e-6)
+                               rtol=0, atol=tolerance)
     log_w = objectives.log_importance_weights(log_px, log_pz, log_qz)
-    np.testing.assert_allclose(log_w, log_px + log_pz - log_qz, rtol=1e-6)
+    np.testing.assert_allclose(log_w, log_px + log_pz - log_qz, rtol=0, atol=tolerance)
     np.testing.assert_allclose(objectives.iwae_bound(log_w),
-                               np.log(np.mean(np.exp(log_px + log_pz - log_qz), 0)), rtol=1e-5)
-    # k = 1: the IWAE bound is the Monte-Carlo ELBO, exactly
-    np.testing.assert_array_equal(objectives.iwae_bound(log_w[:1]), objectives.elbo(log_px[:1], kl_mc[:1]))
+                               np.log(np.mean(np.exp(log_px + log_pz - log_qz), 0)), rtol=0,
+                               atol=tolerance)
+    # k = 1: the IWAE bound is the Monte-Carlo ELBO (equal in exact arithmetic; two code paths)
+    np.testing.assert_allclose(objectives.iwae_bound(log_w[:1]), objectives.elbo(log_px[:1], kl_mc[:1]),
+                               rtol=0, atol=tolerance)
 
 
 def _conjugate_model(k, x, seed):
@@ -91,7 +108,9 @@ def test_iwae_bound_is_above_elbo_grows_with_k_and_approaches_log_px():
         means[k] = np.mean(bounds, axis=0)
     elbo = np.mean([objectives.elbo(lpx, lqz - lpz)
                     for lpx, lpz, lqz in (_conjugate_model(1, x, s) for s in range(400))], axis=0)
-    np.testing.assert_allclose(means[1], elbo, rtol=1e-6)
+    # float64 averages of 400 values of two code paths: ~√400 roundings at the log-densities' size
+    magnitude = max(np.max(np.abs(_conjugate_model(1, x, s))) for s in range(400))
+    np.testing.assert_allclose(means[1], elbo, rtol=0, atol=float64_tolerance(magnitude, ops=32))
     assert np.all(means[5] > means[1]) and np.all(means[50] > means[5]) and np.all(means[500] > means[50])
     assert np.all(means[500] <= exact + 1e-3)
     np.testing.assert_allclose(means[500], exact, atol=0.05)
@@ -100,17 +119,23 @@ def test_iwae_bound_is_above_elbo_grows_with_k_and_approaches_log_px():
 def test_bernoulli_log_prob_is_binary_cross_entropy():
     logits = np.random.RandomState(3).randn(2, 5).astype("float32")
     x = np.array([[0, 1, 1, 0, 1], [1, 1, 0, 0, 0]], "float32")
-    p = 1 / (1 + np.exp(-logits))
+    p = 1 / (1 + np.exp(-logits.astype("float64")))  # float64: only the float32 path under test rounds
     expected = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1)
     dist = likelihoods.Bernoulli().distribution(logits, event_ndims=1)
-    np.testing.assert_allclose(dist.log_prob(x), expected, rtol=1e-5)
-    np.testing.assert_allclose(likelihoods.Bernoulli().mean(logits), p, rtol=1e-6)
+
+    def terms(lg):  # the float32 paths add x·l and softplus(l) per pixel: Σ |l| + softplus(l) bounds them
+        return np.sum(np.abs(lg) + np.logaddexp(0.0, lg.astype("float64")), axis=-1)
+
+    np.testing.assert_allclose(dist.log_prob(x), expected, rtol=0, atol=float32_tolerance(terms(logits)))
+    # sigmoid: probabilities in [0, 1], rounded at their size
+    np.testing.assert_allclose(likelihoods.Bernoulli().mean(logits), p, rtol=0, atol=float32_tolerance(p))
     # the fused formula the models train with agrees with TFP, also for grey levels and broadcasting
     grey = np.random.RandomState(6).rand(2, 5).astype("float32")
     many = np.random.RandomState(7).randn(3, 2, 5).astype("float32") * 4
     for obs, lg in ((x, logits), (grey, logits), (grey, many)):
         np.testing.assert_allclose(likelihoods.Bernoulli().log_prob(lg, obs, 1),
-                                   likelihoods.Bernoulli().distribution(lg, 1).log_prob(obs), rtol=1e-5)
+                                   likelihoods.Bernoulli().distribution(lg, 1).log_prob(obs), rtol=0,
+                                   atol=float32_tolerance(terms(lg)))
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -127,11 +152,17 @@ def test_bernoulli_log_prob_gradients_match_numpy(fused):
         value = likelihoods.Bernoulli().log_prob(lg, obs, event_ndims=3)
         total = tf.reduce_sum(value * weights)
     softplus = np.logaddexp(0.0, logits.astype("float64"))
-    np.testing.assert_allclose(value, np.sum(x * logits - softplus, axis=(-3, -2, -1)), rtol=1e-5)
+    # float32 against float64 numpy: rounding at the size of the summed terms |x·l|, softplus(l)
+    np.testing.assert_allclose(value, np.sum(x * logits - softplus, axis=(-3, -2, -1)), rtol=0,
+                               atol=float32_tolerance(np.sum(np.abs(logits) + softplus, axis=(-3, -2, -1))))
     sigmoid = 1 / (1 + np.exp(-logits.astype("float64")))
     w = weights[:, :, None, None, None]
-    np.testing.assert_allclose(tape.gradient(total, lg), w * (x - sigmoid), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(tape.gradient(total, obs), np.sum(w * logits, axis=0), rtol=1e-5)
+    # w·(x - sigmoid(l)): x and sigmoid are at most 1, so eps·w
+    np.testing.assert_allclose(tape.gradient(total, lg), w * (x - sigmoid), rtol=0,
+                               atol=float32_tolerance(w))
+    # Σ_k w_k·l_k over the broadcast: rounding at the size of Σ |w_k·l_k|
+    np.testing.assert_allclose(tape.gradient(total, obs), np.sum(w * logits, axis=0), rtol=0,
+                               atol=float32_tolerance(np.sum(np.abs(w * logits), axis=0)))
     # mixed precision: bfloat16 logits give a float32 log-likelihood and a bfloat16 gradient
     with likelihoods.fused_kernels(fused), tf.GradientTape() as tape:
         low = tf.cast(lg, tf.bfloat16)
@@ -164,13 +195,28 @@ def test_sample_and_log_prob_matches_log_prob_in_value_and_gradient():
         fast, slow = tf.reduce_sum(log_q * tf.range(1.0, 16.0)[:, None][:5]), tf.reduce_sum(
             reference * tf.range(1.0, 16.0)[:, None][:5])
     assert z.shape == (5, 3, 4) and log_q.shape == (5, 3)
-    np.testing.assert_allclose(log_q, reference, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(tape.gradient(fast, params), tape.gradient(slow, params), rtol=1e-4, atol=1e-5)
+    loc, scale = (t.numpy().astype("float64") for t in (q.distribution.loc, q.distribution.scale))
+    eps = (z.numpy() - loc) / scale
+    # Both add 0.5·ε², log √(2π) and log σ per unit; TFP recomputes ε = (z - μ)/σ from the rounded
+    # z, an error of eps·(|z| + |μ|)/σ in ε, so of eps·|ε|·(|z| + |μ|)/σ in 0.5·ε²
+    value_terms = np.sum(0.5 * eps**2 + 0.5 * np.log(2 * np.pi) + np.abs(np.log(scale))
+                         + np.abs(eps) * (np.abs(z.numpy()) + np.abs(loc)) / scale, axis=-1)
+    np.testing.assert_allclose(log_q, reference, rtol=0, atol=float32_tolerance(value_terms))
+    # The gradients' terms, Σ_k w_k·(...) over the 5 draws (w_k = 1..5): for μ, |ε|/σ through z and
+    # directly (they cancel); for ρ (σ = softplus(ρ) + floor), (ε² + 1)/σ·sigmoid(ρ)
+    w = np.arange(1.0, 6.0)[:, None, None]
+    rho = np.split(params.numpy().astype("float64"), 2, axis=-1)[1]
+    grad_terms = np.concatenate([np.sum(w * np.abs(eps) / scale, 0),
+                                 np.sum(w * (eps**2 + 1) / scale, 0) / (1 + np.exp(-rho))], axis=-1)
+    np.testing.assert_allclose(tape.gradient(fast, params), tape.gradient(slow, params), rtol=0,
+                               atol=float32_tolerance(grad_terms))
     again, _ = distributions.sample_and_log_prob(q, 5, seed=7)
     np.testing.assert_array_equal(z, again)  # stateless: the seed fixes the draws
     mixture = distributions.MixtureOfGaussians(latent_dim=2, num_components=3).distribution()
     z, log_q = distributions.sample_and_log_prob(mixture, 4, seed=(1, 2))
-    np.testing.assert_allclose(log_q, mixture.log_prob(z), rtol=1e-5)
+    # log-sum-exp over components: rounding at the size of the dominant component's log-density
+    dominant = np.max(mixture.components_distribution.log_prob(z[:, None, :]), axis=-1)
+    np.testing.assert_allclose(log_q, mixture.log_prob(z), rtol=0, atol=float32_tolerance(log_q, dominant))
 
 
 def test_fixed_gaussian_is_a_scaled_squared_error():
@@ -179,17 +225,22 @@ def test_fixed_gaussian_is_a_scaled_squared_error():
     x = np.random.RandomState(5).rand(3, 8).astype("float32")
     neg_log_p = -model.distribution(mu, event_ndims=1).log_prob(x)
     expected = np.sum((x - mu) ** 2, -1) / (2 * 0.25) + model.squared_error_constant(8)
-    np.testing.assert_allclose(neg_log_p, expected, rtol=1e-5)
+    # both sum (x-μ)²/2σ², log σ and log √(2π) over 8 units: rounding at the size of those sums
+    terms = np.sum((x - mu) ** 2 / (2 * 0.25) + abs(np.log(0.5)) + 0.5 * np.log(2 * np.pi), -1)
+    np.testing.assert_allclose(neg_log_p, expected, rtol=0, atol=float32_tolerance(terms))
 
 
 def test_learned_variance_gaussian_has_a_floor():
     model = likelihoods.Gaussian(min_scale=0.05)
     params = np.concatenate([np.zeros((1, 4, 1)), np.full((1, 4, 1), -1e4)], -1).astype("float32")
     dist = model.distribution(params, event_ndims=2)
-    np.testing.assert_allclose(dist.stddev(), np.full((1, 4, 1), 0.05), rtol=1e-5)
-    # the log-density of a perfect fit stays bounded by the floor
+    # σ = 0.05 + softplus(-1e4) = 0.05 + 0 in float32
+    np.testing.assert_allclose(dist.stddev(), np.full((1, 4, 1), 0.05), rtol=0, atol=float32_tolerance(0.05))
+    # the log-density of a perfect fit stays bounded by the floor (it equals the bound up to the
+    # rounding of its 4 x (log σ, log √(2π)) terms)
     bound = 4 * -np_log_normal(0.0, 0.0, 0.05) * -1
-    assert float(dist.log_prob(np.zeros((1, 4, 1), "float32"))[0]) <= bound + 1e-3
+    slack = float32_tolerance(4 * (abs(np.log(0.05)) + 0.5 * np.log(2 * np.pi)))
+    assert float(dist.log_prob(np.zeros((1, 4, 1), "float32"))[0]) <= bound + slack
     assert model.param_shape((28, 28, 1)) == (28, 28, 2)
     with pytest.raises(ValueError, match="min_scale"):
         likelihoods.Gaussian(min_scale=0.0)

@@ -1,9 +1,9 @@
 """tfvae: the variational-autoencoder family for Keras 3, TensorFlow and TensorFlow Probability."""
 from tfvae import distributions, likelihoods, networks, objectives  # noqa: F401
 from tfvae import callbacks, datasets, evaluation, plotting  # noqa: F401
-from tfvae.models import IWAE, VAE, GenerativeModel  # noqa: F401
+from tfvae.models import IWAE, VAE, AdversarialAutoencoder, GenerativeModel  # noqa: F401
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "IWAE", "GenerativeModel", "distributions", "likelihoods", "networks",
-           "objectives", "callbacks", "evaluation", "plotting", "datasets", "__version__"]
+__all__ = ["VAE", "IWAE", "AdversarialAutoencoder", "GenerativeModel", "distributions",
+           "likelihoods", "networks", "objectives", "callbacks", "evaluation", "plotting", "datasets", "__version__"]

@@ -1,7 +1,7 @@
-"""`python -m tfvae ...`: the `tfvae` command (see `tfvae.cli`)."""
+"""`python -m tfvae ...`: the `tfvae` command (see `tfvae_cli`)."""
 import sys
 
-from tfvae.cli import main
+from tfvae_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

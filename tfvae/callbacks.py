@@ -1,4 +1,5 @@
 """Keras callbacks for tfvae models: KL warm-up, a NaN guard, and TensorBoard image summaries."""
+import json
 import math
 import os
 
@@ -6,7 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["KLWarmup", "NonFiniteLossError", "StopOnNonFiniteLoss", "ImageSummaries"]
+__all__ = ["KLWarmup", "NonFiniteLossError", "StopOnNonFiniteLoss", "ImageSummaries",
+           "EpochHistory"]
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -81,6 +83,39 @@ class ImageSummaries(keras.callbacks.Callback):
             tf.summary.image("reconstructions", _displayable(
                 tf.concat([self.examples, reconstructions], axis=2)), max_outputs=len(self.examples))
         self.writer.flush()
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Keeps every epoch's logs in a JSON file, `{metric: [value per epoch]}`, across restarts.
+
+    The file is rewritten atomically after each epoch. A `fit()` resumed at epoch e (by
+    `keras.callbacks.BackupAndRestore`, listed before this callback) keeps the file's first e
+    epochs and continues from there, so the file always holds the whole run, while Keras'
+    own `History` holds only the epochs of the last `fit()` call.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = str(path)
+        self.history = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.history is None:  # the first epoch of this fit(): the one it starts (or resumes) at
+            previous = {}
+            if os.path.exists(self.path):
+                with open(self.path) as f:
+                    previous = json.load(f)
+            self.history = {name: values[:epoch] for name, values in previous.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            values = self.history.setdefault(name, [])
+            values.extend([None] * (epoch - len(values)))  # a metric that appeared late
+            values.append(float(np.asarray(value, dtype="float64").ravel()[0]))
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.history, f)
+        os.replace(tmp, self.path)
 
 
 def _displayable(images):

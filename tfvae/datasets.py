@@ -17,8 +17,10 @@ This module depends only on TensorFlow, numpy and (lazily) tensorflow-datasets.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,10 @@ __all__ = [
     "write_idx",
     "binarize_dynamic",
     "binarize_static",
+    "OfflineError",
+    "EpochCounter",
+    "num_examples",
+    "dequantize",
 ]
 
 #: Names accepted by :func:`load` (besides IDX folder paths).
@@ -247,16 +253,155 @@ def _tfds_image(base, image, size):
     return _resize(x, size)
 
 
+class OfflineError(ConnectionError):
+    """A tensorflow-datasets data set is not prepared locally and cannot be downloaded."""
+
+
+#: ``host:port`` probed instead of the download hosts (test hook, see :func:`_require_network`).
+_PROBE_ENV = "TFVAE_TFDS_PROBE"
+_PROBE_TIMEOUT = 3.0  # seconds, name resolution included
+_DEFAULT_DOWNLOAD_URL = "https://storage.googleapis.com/"  # where tfds keeps most of its files
+
+
+def _probe_addresses(urls):
+    """The ``(host, port)`` pairs a download of ``urls`` connects to first (hosts or proxies)."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    override = os.environ.get(_PROBE_ENV, "").strip()
+    if override:
+        host, sep, port = override.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"{_PROBE_ENV} must be host:port, not {override!r}")
+        return [(host.strip("[]"), int(port))]
+    proxies = urllib.request.getproxies()
+    addresses = []
+    for url in list(urls or ()) or [_DEFAULT_DOWNLOAD_URL]:
+        parts = urlsplit(str(url))
+        if not parts.hostname:
+            continue
+        proxy = proxies.get(parts.scheme)
+        if proxy and not urllib.request.proxy_bypass(parts.hostname):
+            parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def _require_network(urls=(), timeout=_PROBE_TIMEOUT):
+    """Raise ``OSError`` unless a TCP connection to the host of every URL in ``urls``
+    (or to its proxy) opens within ``timeout`` seconds; no URLs: the GCS host tfds uses.
+
+    This is a quick check before a tensorflow-datasets download, which otherwise retries
+    for minutes without a network. Test hook: the environment variable
+    ``TFVAE_TFDS_PROBE=host:port`` replaces the hosts probed, e.g. ``127.0.0.1:9`` (a closed
+    local port) to act as if offline whether or not the machine has a network.
+    """
+    import socket
+    import threading
+
+    for host, port in _probe_addresses(urls):
+        outcome = []
+
+        def connect(address=(host, port)):
+            try:
+                socket.create_connection(address, timeout=timeout).close()
+                outcome.append(None)
+            except OSError as error:
+                outcome.append(error)
+
+        # In a thread: the socket timeout does not bound the name lookup.
+        thread = threading.Thread(target=connect, name="tfvae-network-probe", daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if not outcome or outcome[0] is not None:
+            reason = outcome[0] if outcome else f"no answer within {timeout:g} s"
+            raise OSError(f"{host}:{port} cannot be reached ({reason})")
+
+
+def _tfds_mocked(builder) -> bool:
+    """True inside ``tfds.testing.mock_data``, where ``download_and_prepare`` is a no-op."""
+    method = getattr(type(builder), "download_and_prepare", None)
+    return str(getattr(method, "__module__", "")).startswith("tensorflow_datasets.testing")
+
+
+@contextlib.contextmanager
+def _removed_on_failure(root, name):
+    """Remove what a failed (or interrupted) ``download_and_prepare`` created in ``root``.
+
+    ``root`` is the tfds data dir: if it did not exist, it goes (with any parents
+    created for it); otherwise the new entries of ``root``, ``root/downloads``,
+    ``root/downloads/extracted`` and ``root/name`` (``<version>.incomplete*``) go.
+    What existed before stays.
+    """
+    if "://" in str(root):  # gs:// and other remote data dirs: leave them to tfds
+        yield
+        return
+    root = Path(root)
+    top = None  # the highest directory of ``root`` that does not exist yet
+    path = root
+    while not path.exists() and path != path.parent:
+        top, path = path, path.parent
+    watched = (root, root / "downloads", root / "downloads" / "extracted", root / name)
+    before = {folder: set(os.listdir(folder)) for folder in watched if folder.is_dir()}
+    try:
+        yield
+    except BaseException:
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+        for folder, entries in before.items():
+            for entry in (set(os.listdir(folder)) - entries) if folder.is_dir() else ():
+                new = folder / entry
+                if new.is_dir() and not new.is_symlink():
+                    shutil.rmtree(new, ignore_errors=True)
+                else:
+                    new.unlink(missing_ok=True)
+        raise
+
+
+def _tfds_builder(name, data_dir):
+    """The tfds builder of ``name``, prepared: downloaded only after a quick network check.
+
+    Raises :class:`OfflineError` within seconds when the data set is not in the data dir
+    and the download host cannot be reached; a failed download leaves nothing behind.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.read_only_builder import ReadOnlyBuilder
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if isinstance(builder, ReadOnlyBuilder) or _tfds_mocked(builder):
+        return builder  # read from files found in the data dir / fake data: nothing to download
+    # (data_path first: is_prepared() logs a warning about a missing folder)
+    if builder.data_path.exists() and builder.is_prepared():
+        return builder
+    root = builder.data_dir_root
+    try:
+        urls = list(builder.url_infos or ())
+    except Exception:  # no checksums file: probe the default host
+        urls = []
+    try:
+        _require_network(urls)
+    except OSError as error:
+        raise OfflineError(
+            f"{name.split(':')[0]!r} is not in the tensorflow-datasets data dir {root} "
+            f"and cannot be downloaded: {error}; offline, use 'sample' (the bundled MNIST "
+            f"subset, --dataset sample) or a folder of IDX files, 'idx:/path' (e.g. "
+            f"idx:/usr/share/datasets/fashion-mnist after apt-get install dataset-fashion-mnist)"
+        ) from error
+    with _removed_on_failure(root, builder.name):
+        builder.download_and_prepare()
+    return builder
+
+
 def _tfds_source(name, split, data_dir, size, labels):
     """A dataset from tensorflow-datasets, converted to the common format."""
-    import tensorflow_datasets as tfds  # imported lazily: slow and optional for "sample"/IDX
-
     base = name.split(":")[0]
     unlabeled = base in _UNLABELED
     if labels == "required" and unlabeled:
         raise ValueError(f"dataset {base!r} has no class labels; use with_labels=False")
     size = size or _DEFAULT_SIZE.get(base)
-    ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=False)
+    ds = _tfds_builder(name, data_dir).as_dataset(split=split, shuffle_files=False)
 
     def convert(ex):
         out = {"image": _tfds_image(base, ex["image"], size)}
@@ -324,6 +469,62 @@ def _static_binarize(ds, seed):
 # ---------------------------------------------------------------------------
 
 
+class EpochCounter:
+    """Which pass over a data set the next iterator of a :func:`load` pipeline makes.
+
+    Every new iterator (one per epoch in ``fit()``) reads the counter and advances it, so the
+    data order and the dynamic binarization of pass ``e`` are a function of ``(seed, e)`` alone.
+    tfvae models set it at the start of every epoch (``set_epoch``), so a run resumed at epoch
+    ``e`` by ``keras.callbacks.BackupAndRestore`` sees exactly the data an uninterrupted run saw.
+    Create pipelines outside any ``tf.distribute`` strategy scope.
+    """
+
+    def __init__(self):
+        with tf.init_scope():
+            self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def set_epoch(self, epoch):
+        self.variable.assign(int(epoch))
+
+    @property
+    def epoch(self):
+        """The pass the next iterator will make."""
+        return int(self.variable.numpy())
+
+    def take_next(self):
+        """(Inside the pipeline) the current pass number, advancing the counter by one."""
+        return self.variable.assign_add(1) - 1
+
+
+_ORDER_GRAPH_SEED = 20160101  # any fixed non-zero value
+
+
+def _epoch_seed(seed, epoch, stream):
+    """A stateless seed pair for pass ``epoch`` of the random stream ``stream`` (0: order, 1: noise)."""
+    base = tf.stack([tf.constant(int(seed), tf.int64), tf.constant(stream, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, epoch)
+
+
+def num_examples(name, split="train", *, data_dir=None) -> int:
+    """The number of examples in ``split`` of data set ``name`` (without reading the images)."""
+    n = int(_source(name, split, data_dir, None, "none").cardinality())
+    if n < 0:
+        n = sum(1 for _ in _source(name, split, data_dir, None, "none"))
+    return n
+
+
+def dequantize(x, seed=0, levels=256):
+    """Uniformly dequantized pixels: ``(round(x·(levels−1)) + u) / levels``, u ~ U(0, 1) per pixel.
+
+    For a continuous density p on [0, 1]^D evaluated on these values, −log p(x̃) + D·log(levels)
+    bounds the negative log-probability of the discrete image (Theis et al. 2016, Sec. 3.1), so
+    it can be reported in bits per dimension. ``seed`` makes the noise reproducible.
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    u = tf.random.stateless_uniform(tf.shape(x), _seed_pair(seed))
+    return (tf.round(x * (levels - 1)) + u) / levels
+
+
 def load(
     name,
     split="train",
@@ -335,6 +536,7 @@ def load(
     with_labels=False,
     data_dir=None,
     take=None,
+    skip=None,
     image_size=None,
     drop_remainder=False,
     cache=True,
@@ -352,21 +554,27 @@ def load(
         (drawn once with ``seed``, default 0, before caching).
       shuffle: shuffle every epoch; defaults to True for training splits
         (names starting with ``"train"``).
-      seed: makes shuffling and binarization reproducible (still different
-        from one epoch to the next).
+      seed: makes shuffling and binarization reproducible: pass ``e`` over the
+        data (epoch ``e`` of ``fit()``) has an order and a binarization noise that
+        depend on ``(seed, e)`` only, so a resumed run sees the same data as an
+        uninterrupted one (see ``EpochCounter``, at ``dataset.epoch_counter``).
+        ``None``: a fresh random order and noise every pass.
       with_labels: yield ``(images, labels)`` with int64 labels.
       data_dir: tensorflow-datasets data directory.
-      take: keep only the first ``take`` examples (before shuffling).
+      take: keep only the first ``take`` examples (after ``skip``, before shuffling).
+      skip: leave out the first ``skip`` examples (e.g. a held-out validation part).
       image_size: int or ``(height, width)`` to resize to (defaults: 28 for
         omniglot, 64 for celeb_a after a 140-pixel center crop).
       drop_remainder: drop the last incomplete batch.
       cache: cache the decoded examples in memory.
 
-    Pipeline: decode -> take -> [static binarize] -> cache -> shuffle ->
-    batch -> [dynamic binarize] -> prefetch.
+    Pipeline: decode -> skip -> take -> [static binarize] -> cache -> then, for
+    pass e: shuffle(seed, e) -> batch -> [dynamic binarize(seed, e, batch)] -> prefetch.
     """
     _check_binarize(binarize)
     ds = _source(name, split, data_dir, image_size, "required" if with_labels else "none")
+    if skip is not None:
+        ds = ds.skip(int(skip))
     if take is not None:
         ds = ds.take(int(take))
     if binarize == "static":
@@ -375,26 +583,56 @@ def load(
         ds = ds.cache()
     if shuffle is None:
         shuffle = str(split).startswith("train")
-    if shuffle:
-        n = int(ds.cardinality())
-        buffer = n if 0 < n <= 100_000 else 10_000
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if binarize == "dynamic":
-        # One int64 per batch, re-drawn each epoch (reproducibly when seeded),
-        # used as the seed of a stateless batched Bernoulli draw.
-        noise_seed = None if seed is None else int(seed) + 1
-        seeds = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
+    num_examples = int(ds.cardinality())
+    counter = None
+    if seed is None:
+        if shuffle:
+            buffer = num_examples if 0 < num_examples <= 100_000 else 10_000
+            ds = ds.shuffle(buffer, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if binarize == "dynamic":
+            ds = ds.map(lambda ex: {**ex, "image": binarize_dynamic(ex["image"])},
+                        num_parallel_calls=AUTOTUNE)
+    elif shuffle or binarize == "dynamic":
+        counter = EpochCounter()
+        examples = ds
+        buffer = num_examples if 0 < num_examples <= 100_000 else 10_000
 
-        def draw(ex, s):
-            return {**ex, "image": binarize_dynamic(ex["image"], seed=s)}
+        def one_pass(_):
+            epoch = counter.take_next()
+            ds = examples
+            if shuffle:
+                order_seed = tf.random.stateless_uniform(
+                    [], _epoch_seed(seed, epoch, 0), minval=None, maxval=None, dtype=tf.int64)
+                # shuffle() pairs its op seed with the graph's seed; fixing this function's graph
+                # seed makes the order depend on (seed, epoch) alone, not on tf.random.set_seed
+                # (whose value 0 would also break shuffle()'s check of a tensor op seed).
+                tf.compat.v1.get_default_graph().seed = _ORDER_GRAPH_SEED
+                ds = ds.shuffle(buffer, seed=order_seed, reshuffle_each_iteration=False)
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+            if binarize == "dynamic":
+                noise = _epoch_seed(seed, epoch, 1)
 
-        ds = tf.data.Dataset.zip(ds, seeds).map(draw, num_parallel_calls=AUTOTUNE)
+                def draw(index, ex):
+                    pair = tf.random.experimental.stateless_fold_in(noise, index)
+                    return {**ex, "image": binarize_dynamic(ex["image"], seed=pair)}
+
+                ds = ds.enumerate().map(draw, num_parallel_calls=AUTOTUNE)
+            return ds
+
+        ds = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+        if num_examples > 0:
+            batches = num_examples // batch_size if drop_remainder else -(-num_examples // batch_size)
+            ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if with_labels:
         ds = ds.map(lambda ex: (ex["image"], ex["label"]))
     else:
         ds = ds.map(lambda ex: ex["image"])
-    return ds.prefetch(AUTOTUNE)
+    ds = ds.prefetch(AUTOTUNE)
+    ds.epoch_counter = counter
+    return ds
 
 
 def load_arrays(
@@ -404,18 +642,22 @@ def load_arrays(
     binarize=None,
     seed=0,
     take=None,
+    skip=None,
     data_dir=None,
     image_size=None,
 ):
     """Load a whole split as numpy ``(x, y)`` for evaluation.
 
     ``x`` is float32 ``[N, H, W, C]`` in [0, 1]; ``y`` is int64 ``[N]`` (-1 for
-    data sets without labels). Order is the source order. ``binarize="static"``
+    data sets without labels). Order is the source order; ``skip`` and ``take``
+    select examples as in :func:`load`. ``binarize="static"``
     gives the same images as ``load(..., binarize="static", seed=seed)``;
     ``"dynamic"`` draws once with ``seed``.
     """
     _check_binarize(binarize)
     ds = _source(name, split, data_dir, image_size, "optional")
+    if skip is not None:
+        ds = ds.skip(int(skip))
     if take is not None:
         ds = ds.take(int(take))
     if binarize == "static":

@@ -17,8 +17,8 @@ tfd = tfp.distributions
 
 __all__ = [
     "Prior", "StandardNormal", "MixtureOfGaussians", "SwissRoll", "UniformCategorical",
-    "LearnableGaussian", "LearnableMixture", "diagonal_gaussian", "sample_and_log_prob", "get",
-    "stateless_seed", "PRIOR_NAMES",
+    "LearnableGaussian", "LearnableMixture", "DistributionPrior", "SamplerPrior",
+    "diagonal_gaussian", "sample_and_log_prob", "get", "stateless_seed", "PRIOR_NAMES",
 ]
 
 
@@ -26,6 +26,8 @@ class Prior(keras.layers.Layer):
     """Base class of priors over a latent vector of `latent_dim` units."""
 
     has_density = True
+    #: Number of classes `sample_for_labels` knows (mixture components, arcs), or None.
+    num_classes = None
 
     def __init__(self, latent_dim, **kwargs):
         super().__init__(**kwargs)
@@ -42,6 +44,15 @@ class Prior(keras.layers.Layer):
 
     def log_prob(self, z):
         return self.distribution().log_prob(z)
+
+    def sample_for_labels(self, labels, seed=None):
+        """One draw per label, `[N, latent_dim]`: from the part of the prior that belongs to class
+        `labels[i]` (a mixture component, an arc of the roll), from the whole prior where the
+        label is -1. Priors with classes (`num_classes` set) implement it; the supervised and
+        semi-supervised AAE push each class onto its part of the prior with it (Makhzani et al.
+        2016, Sec. 2.3)."""
+        raise NotImplementedError(f"{type(self).__name__} has no classes to sample for; use a prior "
+                                  "with components (mixture_of_gaussians, swiss_roll).")
 
     def call(self, num_samples):  # pragma: no cover - priors are used through their methods
         return self.sample(num_samples)
@@ -81,6 +92,10 @@ class MixtureOfGaussians(Prior):
         self.radius = float(radius)
         self.scale = float(scale)
 
+    @property
+    def num_classes(self):
+        return self.num_components
+
     def component(self, k):
         """The k-th component, for class-conditional sampling (supervised AAE)."""
         means = tf.gather(tf.constant(_circle_means(self.num_components, self.latent_dim, self.radius)), k)
@@ -91,6 +106,18 @@ class MixtureOfGaussians(Prior):
         return tfd.MixtureSameFamily(
             tfd.Categorical(logits=tf.zeros([self.num_components])),
             tfd.Independent(tfd.Normal(means, self.scale), reinterpreted_batch_ndims=1))
+
+    def sample_for_labels(self, labels, seed=None):
+        """A draw from component `labels[i]` for each label, from a uniformly chosen component
+        (the whole mixture) where the label is -1. labels: int `[N]`; returns `[N, latent_dim]`."""
+        labels = tf.cast(labels, tf.int32)
+        k_seed, n_seed = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
+        random = tf.random.stateless_uniform(tf.shape(labels), k_seed, 0, self.num_components,
+                                             dtype=tf.int32)
+        components = tf.where(labels < 0, random, labels)
+        means = tf.gather(tf.constant(_circle_means(self.num_components, self.latent_dim, self.radius)),
+                          components)
+        return means + self.scale * tf.random.stateless_normal(tf.shape(means), n_seed)
 
     def get_config(self):
         config = super().get_config()
@@ -121,12 +148,25 @@ class SwissRoll(Prior):
         seed = stateless_seed(seed)
         u_seed, n_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         u = tf.random.stateless_uniform([num_samples], u_seed)
+        points = self._points(u, n_seed)
+        labels = tf.minimum(tf.cast(u * self.num_classes, tf.int32), self.num_classes - 1)
+        return points, labels
+
+    def sample_for_labels(self, labels, seed=None):
+        """A draw on arc `labels[i]` for each label (the arc `sample_with_labels` reports for it),
+        anywhere on the roll where the label is -1. labels: int `[N]`; returns `[N, 2]`."""
+        labels = tf.cast(labels, tf.int32)
+        u_seed, n_seed = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
+        v = tf.random.stateless_uniform(tf.shape(labels), u_seed)
+        u = tf.where(labels < 0, v, (tf.cast(labels, tf.float32) + v) / self.num_classes)
+        return self._points(u, n_seed)
+
+    def _points(self, u, noise_seed):
+        """Points of the roll at positions u ∈ [0, 1] (`[N]`), with Gaussian noise: `[N, 2]`."""
         t = tf.sqrt(u)
         angle, radius = 3.0 * math.pi * t, self.max_radius * t
         points = tf.stack([radius * tf.cos(angle), radius * tf.sin(angle)], axis=-1)
-        points += self.noise * tf.random.stateless_normal([num_samples, 2], n_seed)
-        labels = tf.minimum(tf.cast(u * self.num_classes, tf.int32), self.num_classes - 1)
-        return points, labels
+        return points + self.noise * tf.random.stateless_normal(tf.shape(points), noise_seed)
 
     def sample(self, num_samples, seed=None):
         return self.sample_with_labels(num_samples, seed)[0]
@@ -190,6 +230,142 @@ class LearnableMixture(Prior):
         return config
 
 
+@keras.saving.register_keras_serializable(package="tfvae")
+class DistributionPrior(Prior):
+    """Any TFP distribution with event shape `[latent_dim]` as a prior.
+
+    It is sampled with stateless seeds (`distribution.sample(n, seed=[s0, s1])`) and scored with
+    its own `log_prob` (`has_density` is True unless `log_prob` is not implemented).
+
+    Saving: the distribution is written into the config as its class name in
+    `tfp.distributions` and its constructor parameters (`distribution.parameters`), recursively,
+    so a `.keras` file loads with `safe_mode=True` when every parameter is a number, string,
+    dtype, array/tensor, or another such distribution (Normal, Independent, MixtureSameFamily,
+    Categorical, MultivariateNormalDiag, Uniform, ...). Parameters that are bijectors, callables,
+    variables or other objects (TransformedDistribution, JointDistribution*, distributions
+    with `tf.Variable` parameters) cannot be written: `get_config` raises a ValueError naming
+    the parameter. Wrap such a prior as a `SamplerPrior` with a registered function, or subclass
+    `Prior`.
+    """
+
+    def __init__(self, distribution, latent_dim=None, **kwargs):
+        if isinstance(distribution, dict):
+            distribution = _deserialize_distribution(distribution)
+        if not isinstance(distribution, tfd.Distribution):
+            raise TypeError(f"DistributionPrior wraps a tfp.distributions.Distribution; got "
+                            f"{type(distribution).__name__}.")
+        event_shape = tuple(distribution.event_shape)
+        if len(event_shape) != 1 or event_shape[0] is None or tuple(distribution.batch_shape):
+            raise ValueError(f"a prior distribution needs event shape [latent_dim] and no batch "
+                             f"shape; got event shape {list(event_shape)}, batch shape "
+                             f"{list(distribution.batch_shape)}.")
+        if latent_dim is not None and int(latent_dim) != event_shape[0]:
+            raise ValueError(f"the distribution has event shape [{event_shape[0]}], the model "
+                             f"expects latent_dim={latent_dim}.")
+        super().__init__(event_shape[0], **kwargs)
+        self._distribution = distribution
+
+    def distribution(self):
+        return self._distribution
+
+    def sample(self, num_samples, seed=None):
+        return tf.cast(self._distribution.sample(num_samples, seed=stateless_seed(seed)), tf.float32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(distribution=_serialize_distribution(self._distribution))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class SamplerPrior(Prior):
+    """A prior given only by a sampler: `sampler(num_samples, seed)` returns float
+    `[num_samples, latent_dim]`, `seed` being a stateless int32 seed pair (use it with
+    `tf.random.stateless_*` ops so that sampling is reproducible, exportable and XLA-friendly).
+    It has no density (`has_density = False`).
+
+    Saving: the sampler goes into the config through `keras.saving.serialize_keras_object`, so
+    a `.keras` file loads with `safe_mode=True` when the sampler is a function registered with
+    `@keras.saving.register_keras_serializable()` (or a serializable Keras object) and the
+    registering module is imported before loading. A lambda or a nested function cannot be
+    saved: `get_config` raises a ValueError that says so.
+    """
+
+    has_density = False
+
+    def __init__(self, sampler, latent_dim, **kwargs):
+        if isinstance(sampler, dict):
+            sampler = keras.saving.deserialize_keras_object(sampler)
+        if not callable(sampler):
+            raise TypeError(f"SamplerPrior needs a callable sampler(num_samples, seed); got "
+                            f"{type(sampler).__name__}.")
+        super().__init__(latent_dim, **kwargs)
+        self.sampler = sampler
+
+    def sample(self, num_samples, seed=None):
+        z = tf.convert_to_tensor(self.sampler(num_samples, stateless_seed(seed)))
+        return tf.ensure_shape(tf.cast(z, tf.float32), [None, self.latent_dim])
+
+    def get_config(self):
+        name = getattr(self.sampler, "__qualname__", "")
+        registered = keras.saving.get_registered_name(self.sampler)
+        if ("<lambda>" in name or "<locals>" in name) and registered == getattr(
+                self.sampler, "__name__", None):
+            raise ValueError(f"SamplerPrior cannot save the sampler {name!r}: a lambda or nested "
+                             "function cannot be loaded again (not with safe_mode=True either). "
+                             "Define it at module level with @keras.saving.register_keras_serializable().")
+        config = super().get_config()
+        config.update(sampler=keras.saving.serialize_keras_object(self.sampler))
+        return config
+
+
+def _serialize_distribution(distribution, path="distribution"):
+    """A TFP distribution as plain JSON values: {"class_name": ..., "parameters": {...}}."""
+    name = type(distribution).__name__
+    if getattr(tfd, name, None) is not type(distribution):
+        raise ValueError(f"cannot save {path}: {name} is not a tfp.distributions class.")
+    return {"class_name": name,
+            "parameters": {key: _serialize_value(value, f"{path}.{key}")
+                           for key, value in distribution.parameters.items()}}
+
+
+def _serialize_value(value, path):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, tfd.Distribution):
+        return {"__distribution__": _serialize_distribution(value, path)}
+    if isinstance(value, tf.DType):
+        return {"__dtype__": value.name}
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_serialize_value(v, f"{path}[{i}]") for i, v in enumerate(value)]}
+    if isinstance(value, (np.ndarray, np.generic)) or (
+            isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable)):
+        array = np.asarray(value)
+        return {"__array__": array.tolist(), "dtype": array.dtype.name}
+    raise ValueError(f"cannot save {path}: a {type(value).__name__} is not a number, string, dtype, "
+                     "array or tfp distribution. Use a SamplerPrior or a Prior subclass instead.")
+
+
+def _deserialize_distribution(config):
+    cls = getattr(tfd, str(config.get("class_name")), None)
+    if not (isinstance(cls, type) and issubclass(cls, tfd.Distribution)):
+        raise ValueError(f"unknown tfp distribution {config.get('class_name')!r} in a saved prior.")
+    return cls(**{key: _deserialize_value(value) for key, value in config["parameters"].items()})
+
+
+def _deserialize_value(value):
+    if isinstance(value, dict):
+        if "__distribution__" in value:
+            return _deserialize_distribution(value["__distribution__"])
+        if "__dtype__" in value:
+            return tf.as_dtype(value["__dtype__"])
+        if "__list__" in value:
+            return [_deserialize_value(v) for v in value["__list__"]]
+        if "__array__" in value:
+            return np.asarray(value["__array__"], dtype=value["dtype"])
+    return value
+
+
 def diagonal_gaussian(params, min_scale=1e-4):
     """q(z|x) = N(μ, diag σ²) from an encoder output `[..., 2·D]` = (μ, ρ), σ = softplus(ρ) + min_scale.
 
@@ -237,7 +413,9 @@ PRIOR_NAMES = tuple(sorted(_PRIORS))
 
 
 def get(identifier, latent_dim):
-    """A Prior from a name (see `_PRIORS`), a config dict or a Prior instance."""
+    """A Prior from a name (see `_PRIORS`), a config dict, a Prior instance, a TFP distribution
+    with event shape `[latent_dim]` (→ `DistributionPrior`) or a callable
+    `sampler(num_samples, seed)` (→ `SamplerPrior`)."""
     if isinstance(identifier, Prior):
         if identifier.latent_dim != latent_dim:
             raise ValueError(f"prior has latent_dim={identifier.latent_dim}, model expects {latent_dim}.")
@@ -246,8 +424,12 @@ def get(identifier, latent_dim):
         return keras.saving.deserialize_keras_object(identifier)
     if isinstance(identifier, str) and identifier in _PRIORS:
         return _PRIORS[identifier](latent_dim=latent_dim)
-    raise ValueError(f"unknown prior {identifier!r}; expected a tfvae.distributions.Prior or one of "
-                     f"{sorted(_PRIORS)}.")
+    if isinstance(identifier, tfd.Distribution):
+        return DistributionPrior(identifier, latent_dim=latent_dim)
+    if callable(identifier) and not isinstance(identifier, (str, type)):
+        return SamplerPrior(identifier, latent_dim=latent_dim)
+    raise ValueError(f"unknown prior {identifier!r}; expected a tfvae.distributions.Prior, a TFP "
+                     f"distribution, a sampler(num_samples, seed) or one of {sorted(_PRIORS)}.")
 
 
 def stateless_seed(seed):

@@ -3,10 +3,16 @@
 Burda et al. (2016), Section 5: test log-likelihood estimated with k = 5000 importance samples,
 and the number of active units A_u = Cov_x(E_{u~q(u|x)}[u]) > 10⁻².
 """
+from typing import NamedTuple
+
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["log_likelihood", "unit_activity", "active_units"]
+from tfvae.models.base import log_likelihood_progbar
+
+__all__ = ["log_likelihood", "unit_activity", "active_units", "bits_per_dim",
+           "parzen_log_likelihood", "ParzenResult", "PARZEN_BANDWIDTHS", "classification_error",
+           "clustering_error", "prior_mismatch", "median_bandwidth"]
 
 
 def _batches(data, batch_size):
@@ -19,18 +25,26 @@ def _batches(data, batch_size):
         yield data[start:start + batch_size]
 
 
-def log_likelihood(model, data, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0):
+def log_likelihood(model, data, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0,
+                   verbose=0):
     """Per-example importance-sampled log p(x) in nats (Burda et al. 2016, Eq. 8 with k = num_samples).
 
     `data` is an array `[N, ...]` or a tf.data.Dataset of batches. The estimate is a stochastic
     lower bound that tightens with `num_samples`; the same `seed` gives the same numbers.
-    Negate and average it for the "test NLL" of the papers.
+    Negate and average it for the "test NLL" of the papers. `verbose=1` shows one progress bar
+    of the examples done over all of `data` (of unknown total for a Dataset), labelled with k.
     """
+    progress = None
+    if verbose:
+        total = None if isinstance(data, tf.data.Dataset) else len(data)
+        progress = log_likelihood_progbar(total, num_samples, verbose)
     values = []
     for index, batch in enumerate(_batches(data, batch_size)):
         values.append(np.asarray(model.log_likelihood(
             batch, num_samples, batch_size=batch_size, chunk_size=chunk_size,
-            seed=(int(np.asarray(seed).ravel()[0]), index))))
+            seed=(int(np.asarray(seed).ravel()[0]), index), progress=progress)))
+    if progress is not None and progress.target is None:
+        progress.update(sum(len(v) for v in values), finalize=True)
     return np.concatenate(values)
 
 
@@ -43,3 +57,250 @@ def unit_activity(model, data, *, batch_size=500):
 def active_units(model, data, threshold=1e-2, *, batch_size=500):
     """The number of latent units with Cov_x(E_q[u]) > `threshold` (Burda et al. 2016, Eq. 16)."""
     return int(np.sum(unit_activity(model, data, batch_size=batch_size) > threshold))
+
+
+def bits_per_dim(nll, num_dims, levels=None):
+    """A negative log-likelihood in nats per example as bits per dimension.
+
+    Discrete data (`levels=None`): nll / (D ln 2). A continuous density evaluated on uniformly
+    dequantized data with `levels` values per dimension (see `tfvae.datasets.dequantize`):
+    (nll + D ln levels) / (D ln 2), an upper bound on the discrete data's code length
+    (Theis et al. 2016, Sec. 3.1).
+    """
+    total = float(nll) + (num_dims * np.log(levels) if levels else 0.0)
+    return total / (num_dims * np.log(2.0))
+
+
+# --------------------------------------------------------------------------- sample-based evaluation
+# For models without a density (the Adversarial Autoencoder and the other adversarial families),
+# and for comparing any model's codes with its prior. Plain numpy (float64): the numbers do not
+# depend on the device or the model's precision.
+
+#: The bandwidths `parzen_log_likelihood` chooses from when none is given (σ for pixel values in
+#: [0, 1]): 0.01 to 1, 21 steps evenly spaced in log.
+PARZEN_BANDWIDTHS = tuple(float(v) for v in np.logspace(-2, 0, 21))
+
+
+class ParzenResult(NamedTuple):
+    """What `parzen_log_likelihood` returns."""
+
+    #: log p̂(x) per evaluated example, nats, float64 `[M]`.
+    log_likelihood: np.ndarray
+    #: The kernel bandwidth σ used.
+    bandwidth: float
+    #: {σ: mean log p̂ on the validation set} for every candidate, when σ was chosen; else None.
+    validation_scores: dict = None
+
+    @property
+    def mean(self):
+        """The mean log-likelihood over the evaluated examples (the number the papers report)."""
+        return float(np.mean(self.log_likelihood))
+
+    @property
+    def standard_error(self):
+        """The standard error of `mean` (the ± of the papers' tables)."""
+        values = self.log_likelihood
+        return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def _flat(values, name):
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim < 2 or len(array) == 0:
+        raise ValueError(f"expected {name} as an array [N, ...] with N >= 1; got shape {array.shape}.")
+    return array.reshape(len(array), -1)
+
+
+def _logsumexp(values, axis):
+    peak = np.max(values, axis=axis, keepdims=True)
+    return np.squeeze(peak, axis) + np.log(np.sum(np.exp(values - peak), axis=axis))
+
+
+def _parzen_scores(samples, x, bandwidths, batch_size, chunk_size):
+    """log p̂_σ(x) for every σ in `bandwidths`: `[G, M]`, blockwise (memory G·batch·chunk)."""
+    num_samples, dim = samples.shape
+    bandwidths = np.asarray(bandwidths, dtype=np.float64)
+    scale = 1.0 / (2.0 * bandwidths**2)                                          # [G]
+    constant = -np.log(num_samples) - 0.5 * dim * np.log(2.0 * np.pi * bandwidths**2)
+    sample_norms = np.sum(samples**2, axis=1)
+    result = np.empty((len(bandwidths), len(x)))
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        norms = np.sum(batch**2, axis=1)
+        total = np.full((len(bandwidths), len(batch)), -np.inf)
+        for first in range(0, num_samples, chunk_size):
+            chunk = samples[first:first + chunk_size]
+            squared = norms[:, None] + sample_norms[None, first:first + chunk_size] - 2.0 * batch @ chunk.T
+            exponents = -np.maximum(squared, 0.0)[None] * scale[:, None, None]    # [G, b, c]
+            total = np.logaddexp(total, _logsumexp(exponents, axis=-1))
+        result[:, start:start + batch_size] = total + constant[:, None]
+    return result
+
+
+def parzen_log_likelihood(samples, x, bandwidth=None, validation=None, *, bandwidths=None,
+                          batch_size=100, chunk_size=1000):
+    """Log-likelihood of `x` under a Gaussian Parzen window fit to a model's `samples`.
+
+    p̂(x) = (1/N) Σ_i N(x; s_i, σ² I), so log p̂(x) = log-mean-exp_i(-‖x - s_i‖² / 2σ²)
+    - (d/2) log(2πσ²): the estimate of Goodfellow et al. (2014) and Makhzani et al. (2016,
+    Sec. 3, Table 1) for models without a density, e.g. 10,000 samples of an AAE scored on
+    the MNIST test set. It is a biased, high-variance estimate in high dimensions; report it
+    beside the model's own numbers, not instead of them.
+
+    Args:
+        samples: `[N, ...]` model samples (e.g. `model.sample(10000, seed=0)`), same event
+            shape as `x`.
+        x: `[M, ...]` examples to evaluate.
+        bandwidth: the kernel's σ. None (default): chosen from `bandwidths` as the one with the
+            highest mean log-likelihood on `validation` (which is then required), as the papers
+            do; never on `x` itself.
+        validation: `[V, ...]` held-out examples for choosing σ (e.g. MNIST's validation split).
+        bandwidths: candidate σ values (default `PARZEN_BANDWIDTHS`, 0.01 to 1, for pixel values
+            in [0, 1]).
+        batch_size, chunk_size: examples and samples handled at once; memory is about
+            8 bytes × (number of candidates) × batch_size × chunk_size, independent of N and M.
+
+    Returns:
+        `ParzenResult(log_likelihood, bandwidth, validation_scores)`: per-example values
+        (float64 `[M]`, nats), the σ used, and the validation mean for every candidate when σ
+        was chosen; `.mean` and `.standard_error` give the table entry.
+    """
+    samples, x = _flat(samples, "samples"), _flat(x, "x")
+    if samples.shape[1] != x.shape[1]:
+        raise ValueError(f"samples and x must have the same number of values per example; got "
+                         f"{samples.shape[1]} and {x.shape[1]}.")
+    batch_size, chunk_size = int(batch_size), int(chunk_size)
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError(f"batch_size and chunk_size must be >= 1; got {batch_size}, {chunk_size}.")
+    scores = None
+    if bandwidth is None:
+        if validation is None:
+            raise ValueError("parzen_log_likelihood needs a bandwidth, or validation examples to "
+                             "choose it on (choosing it on x itself would overstate the result).")
+        validation = _flat(validation, "validation")
+        if validation.shape[1] != x.shape[1]:
+            raise ValueError(f"validation must have {x.shape[1]} values per example; got "
+                             f"{validation.shape[1]}.")
+        grid = np.asarray(PARZEN_BANDWIDTHS if bandwidths is None else bandwidths, dtype=np.float64)
+        if grid.ndim != 1 or len(grid) == 0 or np.any(grid <= 0):
+            raise ValueError(f"bandwidths must be a non-empty list of positive values; got {bandwidths!r}.")
+        means = _parzen_scores(samples, validation, grid, batch_size, chunk_size).mean(axis=1)
+        scores = {float(s): float(m) for s, m in zip(grid, means)}
+        bandwidth = float(grid[int(np.argmax(means))])
+    bandwidth = float(bandwidth)
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be > 0; got {bandwidth}.")
+    values = _parzen_scores(samples, x, [bandwidth], batch_size, chunk_size)[0]
+    return ParzenResult(values, bandwidth, scores)
+
+
+def classification_error(predictions, labels):
+    """The fraction of examples whose predicted class is not their label, in [0, 1].
+
+    predictions: int class ids `[N]`, or class probabilities / logits `[N, K]` (the argmax is
+    the prediction, e.g. `SemiSupervisedAAE.classify(x)`); labels: int `[N]`.
+    """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.ndim == 2:
+        predictions = np.argmax(predictions, axis=1)
+    if predictions.ndim != 1 or labels.ndim != 1 or len(predictions) != len(labels):
+        raise ValueError(f"expected predictions [N] or [N, K] and labels [N] for the same N; got "
+                         f"shapes {np.shape(predictions)} and {labels.shape}.")
+    if len(labels) == 0:
+        raise ValueError("classification_error needs at least one example.")
+    return float(np.mean(predictions != labels))
+
+
+def clustering_error(cluster_ids, labels, train_cluster_ids=None, train_labels=None):
+    """Clustering error: each cluster takes the majority label of its training members, and
+    the error is the fraction of the evaluated examples whose cluster's label is not theirs
+    (Makhzani et al. 2016, "Unsupervised Clustering with Adversarial Autoencoders", there
+    with the label of each cluster's most confident member in place of the majority).
+
+    cluster_ids, labels: int `[N]`, the evaluated examples (e.g. the test set). train_cluster_ids,
+    train_labels: int `[T]`, the examples that label the clusters (e.g. the training set); when
+    not given, the evaluated examples label their own clusters. A cluster with no training member
+    has no label: its evaluated members count as errors. Ties go to the smallest label.
+    """
+    cluster_ids, labels = np.asarray(cluster_ids), np.asarray(labels)
+    if (train_cluster_ids is None) != (train_labels is None):
+        raise ValueError("give both train_cluster_ids and train_labels, or neither.")
+    if train_cluster_ids is None:
+        train_cluster_ids, train_labels = cluster_ids, labels
+    train_cluster_ids, train_labels = np.asarray(train_cluster_ids), np.asarray(train_labels)
+    for ids, lab, what in ((cluster_ids, labels, ""), (train_cluster_ids, train_labels, "train_")):
+        if ids.ndim != 1 or lab.ndim != 1 or len(ids) != len(lab) or len(ids) == 0:
+            raise ValueError(f"expected {what}cluster_ids and {what}labels as non-empty int arrays "
+                             f"[N] of the same length; got shapes {ids.shape} and {lab.shape}.")
+        for array, name in ((ids, f"{what}cluster_ids"), (lab, f"{what}labels")):
+            if not np.issubdtype(array.dtype, np.integer) or array.min() < 0:
+                raise ValueError(f"expected {name} as non-negative integers; got dtype "
+                                 f"{array.dtype}, min {array.min()}.")
+    majority = {}
+    for cluster in np.unique(train_cluster_ids):
+        majority[int(cluster)] = int(np.argmax(np.bincount(train_labels[train_cluster_ids == cluster])))
+    assigned = np.array([majority.get(int(c), -1) for c in cluster_ids])
+    return float(np.mean(assigned != labels))
+
+
+def median_bandwidth(samples, max_points=1000):
+    """The median heuristic: the median Euclidean distance between distinct points of
+    `samples` `[N, ...]` (at most `max_points` of them, a fixed random subset, seed 0)."""
+    samples = _flat(samples, "samples")
+    if len(samples) < 2:
+        raise ValueError("the median heuristic needs at least 2 samples.")
+    if len(samples) > max_points:
+        samples = samples[np.random.RandomState(0).choice(len(samples), max_points, replace=False)]
+    norms = np.sum(samples**2, axis=1)
+    squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * samples @ samples.T, 0.0)
+    distances = np.sqrt(squared[np.triu_indices(len(samples), k=1)])
+    median = float(np.median(distances))
+    if not median > 0:
+        raise ValueError("the median heuristic found a median distance of 0 (repeated points); "
+                         "pass a bandwidth.")
+    return median
+
+
+def _kernel_sum(a, b, scale, block):
+    """Σ_ij exp(-‖a_i - b_j‖² · scale), blockwise."""
+    total = 0.0
+    b_norms = np.sum(b**2, axis=1)
+    for start in range(0, len(a), block):
+        rows = a[start:start + block]
+        rows_norms = np.sum(rows**2, axis=1)
+        for first in range(0, len(b), block):
+            squared = (rows_norms[:, None] + b_norms[None, first:first + block]
+                       - 2.0 * rows @ b[first:first + block].T)
+            total += float(np.sum(np.exp(-np.maximum(squared, 0.0) * scale)))
+    return total
+
+
+def prior_mismatch(codes, prior_samples, bandwidth=None, *, block_size=1000):
+    """How far codes are from the prior: the unbiased squared MMD (Gretton et al. 2012, Eq. 3)
+    with the Gaussian kernel k(a, b) = exp(-‖a - b‖² / (2σ²)).
+
+    MMD²_u = 1/(m(m-1)) Σ_{i≠j} k(z_i, z_j) + 1/(n(n-1)) Σ_{i≠j} k(p_i, p_j)
+    - 2/(mn) Σ_ij k(z_i, p_j), for codes z `[m, D]` and prior samples p `[n, D]`. Its expectation
+    is 0 exactly when the two distributions are equal (it can come out slightly negative), and
+    positive otherwise: the number behind "the AAE's q(z) matches the prior, the VAE's does not".
+
+    bandwidth: σ. None (default): the median heuristic on the *prior samples* alone
+    (`median_bandwidth(prior_samples)`), not on the pooled set, so that every model compared
+    against the same prior samples is measured with the same kernel. Memory is bounded by
+    `block_size`² values per block. Returns a float.
+    """
+    codes, prior_samples = _flat(codes, "codes"), _flat(prior_samples, "prior_samples")
+    if codes.shape[1] != prior_samples.shape[1]:
+        raise ValueError(f"codes and prior_samples must have the same dimension; got "
+                         f"{codes.shape[1]} and {prior_samples.shape[1]}.")
+    m, n = len(codes), len(prior_samples)
+    if m < 2 or n < 2:
+        raise ValueError(f"the unbiased MMD needs at least 2 codes and 2 prior samples; got {m}, {n}.")
+    sigma = median_bandwidth(prior_samples) if bandwidth is None else float(bandwidth)
+    if not sigma > 0:
+        raise ValueError(f"bandwidth must be > 0; got {bandwidth}.")
+    scale = 1.0 / (2.0 * sigma**2)
+    block = int(block_size)
+    within_codes = (_kernel_sum(codes, codes, scale, block) - m) / (m * (m - 1))  # k(z, z) = 1
+    within_prior = (_kernel_sum(prior_samples, prior_samples, scale, block) - n) / (n * (n - 1))
+    between = _kernel_sum(codes, prior_samples, scale, block) / (m * n)
+    return float(within_codes + within_prior - 2.0 * between)

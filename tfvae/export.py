@@ -50,8 +50,23 @@ Bad requests: every signature fixes the dtype and shape of its inputs. Called th
   to be a float tensor but is a double tensor";
 - values are checked as the model checks them (`GenerativeModel.check_input`: NaN, and the
   support of the likelihood, e.g. [0, 1] for Bernoulli): ``InvalidArgumentError`` with the
-  model's message; ``log_likelihood`` with ``num_samples`` < 1 raises ``InvalidArgumentError``
-  "num_samples must be at least 1".
+  model's message; ``sample`` and ``log_likelihood`` with ``num_samples`` < 1 (which the model's
+  methods refuse too) raise ``InvalidArgumentError`` "sample: num_samples must be at least 1".
+
+What the client reads: a refused value is an ``Assert`` whose first item is the whole message, so
+TensorFlow's own text of the error starts with it, followed by the offending values and the
+node::
+
+    assertion failed: [sample: num_samples must be at least 1; got] [0]
+         [[{{node num_samples_at_least_1/Assert}}]]
+
+That text is what TF Serving returns as the request's error (possibly after a
+``{{function_node ...}}`` tag). Python clients put a header before it that no graph can change:
+``loaded.signatures[name](...)`` raises "Graph execution error:", a blank line, "Detected at
+node ... defined at (most recent call last):" and "<stack traces unavailable>" (a SavedModel keeps
+no Python stack), then the text above; ``saved_model_cli run`` prints "Graph execution error:"
+and the text. The message is therefore the first line that is not TensorFlow's. A wrong dtype
+is refused before the graph runs, so its text is TensorFlow's alone (above).
 
 Called as ``loaded.encode(x)`` (the restored `tf.function`), a wrong shape or dtype raises
 ``TypeError`` "Can not cast TensorSpec(shape=(2, 28, 28), ...) to TensorSpec(shape=(None, 28, 28,
@@ -143,7 +158,7 @@ def default_endpoints(model, *, batch_size=None):
         return {"reconstruction": model.reconstruct(x, seed=seed)}
 
     def sample(num_samples, seed):
-        return {"samples": model.sample(num_samples, seed=seed)}
+        return {"samples": model.sample(_at_least_one(num_samples, "sample"), seed=seed)}
 
     endpoints = {
         "encode": (encode, [x_spec]),
@@ -168,9 +183,7 @@ def _batched_log_likelihood(model, x, num_samples, seed):
     """
     x = model.check_input(x)
     seed = tf.cast(seed, tf.int32)
-    with tf.control_dependencies([tf.debugging.assert_positive(
-            num_samples, message="log_likelihood: num_samples must be at least 1")]):
-        num_samples = tf.identity(num_samples)
+    num_samples = _at_least_one(num_samples, "log_likelihood")
     num_examples = tf.shape(x)[0]
     batch = tf.maximum(tf.minimum(LOG_LIKELIHOOD_BATCH_SIZE, num_examples), 1)
 
@@ -187,6 +200,20 @@ def _batched_log_likelihood(model, x, num_samples, seed):
     _, results = tf.while_loop(lambda start, _: start < num_examples, body,
                                (tf.constant(0, tf.int32), results))
     return tf.ensure_shape(results.concat(), x.shape[:1])
+
+
+def _at_least_one(num_samples, endpoint):
+    """`num_samples`, refused at run time when < 1 (the model's methods refuse it in Python).
+
+    A plain `Assert` whose first item is the whole message, so that the status text a client
+    gets starts with it: "assertion failed: [sample: num_samples must be at least 1; got] [0]"
+    (`assert_positive` would follow it with "Condition x > 0 did not hold element-wise: ...").
+    """
+    check = tf.debugging.Assert(
+        num_samples >= 1, [f"{endpoint}: num_samples must be at least 1; got", num_samples],
+        name="num_samples_at_least_1")
+    with tf.control_dependencies([check]):
+        return tf.identity(num_samples)
 
 
 def _latent_shape(model, x_spec):

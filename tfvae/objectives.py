@@ -9,7 +9,8 @@ import tensorflow_probability as tfp
 tfd = tfp.distributions
 
 __all__ = ["log_mean_exp", "kl_divergence", "elbo", "log_importance_weights", "iwae_bound",
-           "gaussian_kl"]
+           "gaussian_kl", "discriminator_loss", "generator_loss", "categorical_cross_entropy",
+           "cluster_head_distance_penalty"]
 
 
 def log_mean_exp(values, axis=0):
@@ -68,3 +69,78 @@ def gaussian_kl(loc_q, scale_q, loc_p=0.0, scale_p=1.0):
                 + (tf.square(scale_q) + tf.square(loc_q - loc_p)) / (2.0 * tf.square(scale_p)) - 0.5)
     return tf.reduce_sum(per_unit, axis=-1)
 
+
+
+# --------------------------------------------------------------------------- adversarial objectives
+# Shared by the Adversarial Autoencoder, Adversarial Variational Bayes and the Implicit
+# Autoencoder. A discriminator outputs logits l; σ(l) is its probability that the input is real.
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """Per-pair binary cross-entropy of a discriminator: real labelled 1, fake labelled 0.
+
+    -log σ(D(real)) - log(1 - σ(D(fake))) = softplus(-D(real)) + softplus(D(fake)): the negated
+    value function of Goodfellow et al. (2014), Eq. 1, which the discriminator of an adversarial
+    autoencoder maximizes with prior samples as real and codes as fake (Makhzani et al. 2016,
+    Sec. 2, Eq. 1). `tf.nn.softplus` is exact for logits of any magnitude (no log(0)).
+
+    real_logits, fake_logits: `[B]` (the same shape). Returns `[B]`. At the equilibrium, where
+    D cannot tell the two apart (σ = 1/2), the value is 2·ln 2 ≈ 1.386.
+    """
+    real_logits = tf.convert_to_tensor(real_logits)
+    fake_logits = tf.convert_to_tensor(fake_logits, real_logits.dtype)
+    return tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss -log σ(D(fake)) = softplus(-D(fake)), per example.
+
+    Goodfellow et al. (2014), Sec. 3: maximizing log D(G(z)) instead of minimizing
+    log(1 - D(G(z))) gives strong gradients while the discriminator still wins; the AAE's
+    encoder (its generator) minimizes it in the regularization phase (Makhzani et al. 2016,
+    Sec. 2). fake_logits: `[B]`; returns `[B]`; ln 2 at the equilibrium.
+    """
+    return tf.nn.softplus(-tf.convert_to_tensor(fake_logits))
+
+
+def categorical_cross_entropy(labels, logits, mask=None):
+    """-log softmax(logits)[label] per example, 0 where `mask` is False.
+
+    The supervised phase of the semi-supervised AAE (Makhzani et al. 2016, Sec. 5): q(y|x)'s
+    logits against the labelled examples of a batch. labels: int `[B]`; logits: `[B, K]`;
+    mask: bool `[B]` or None (every example counts). Masked examples may carry any label
+    (e.g. -1 for unlabelled): they never reach the softmax lookup. Returns `[B]`; averaging over
+    the labelled examples only is left to the caller.
+    """
+    logits = tf.convert_to_tensor(logits)
+    labels = tf.cast(labels, tf.int32)
+    if mask is None:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    mask = tf.cast(mask, tf.bool)
+    safe = tf.where(mask, labels, tf.zeros_like(labels))
+    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+    return tf.where(mask, per_example, tf.zeros_like(per_example))
+
+
+def cluster_head_distance_penalty(heads, eta):
+    """Σ_{i<j} max(0, η - ‖W_i - W_j‖₂): keeps cluster heads at least η apart.
+
+    Makhzani et al. (2016), "Dimensionality Reduction with Adversarial Autoencoders": each of
+    the K clusters has a head W_i in the code space (a row of the matrix that maps the cluster
+    one-hot to the code), and the Euclidean distance between every two heads is penalized by a
+    ReLU below the threshold η. heads: `[K, D]`; eta: scalar. Returns a scalar.
+
+    The distance is computed from the differences (no ‖a‖² + ‖b‖² - 2a·b cancellation), and its
+    gradient is finite, zero, for coinciding heads (where the norm has no derivative).
+    """
+    heads = tf.convert_to_tensor(heads)
+    eta = tf.cast(eta, heads.dtype)
+    differences = heads[:, None, :] - heads[None, :, :]                     # [K, K, D]
+    squared = tf.reduce_sum(tf.square(differences), axis=-1)                 # [K, K]
+    positive = squared > 0
+    distance = tf.where(positive, tf.sqrt(tf.where(positive, squared, tf.ones_like(squared))),
+                        tf.zeros_like(squared))
+    num_heads = tf.shape(heads)[0]
+    upper = tf.linalg.band_part(tf.ones([num_heads, num_heads], heads.dtype), 0, -1) - tf.eye(
+        num_heads, dtype=heads.dtype)                                        # i < j
+    return tf.reduce_sum(upper * tf.nn.relu(eta - distance))

@@ -76,6 +76,22 @@ def one_step(model, x, batch_size):
     return float(history.history["loss"][0]), [np.asarray(w) for w in model.trainable_weights]
 
 
+def step_magnitudes(model, x, learning_rate):
+    """The magnitudes one SGD step adds and subtracts, to size the comparison's tolerance: the
+    terms lr·∂loss_i/∂w / B that the gradient sums over the batch (their absolute sum bounds every
+    partial sum, however the batch is split over replicas), and the per-example losses."""
+    sums = [np.zeros(w.shape) for w in model.trainable_weights]
+    losses = []
+    for i in range(len(x)):
+        with tf.GradientTape() as tape:
+            loss, _ = model.compute_losses(x[i:i + 1])
+        for total, grad in zip(sums, tape.gradient(loss, model.trainable_weights)):
+            total += np.abs(np.asarray(grad, np.float64))
+        losses.append(abs(float(loss[0])))
+    return {"update_terms": learning_rate / len(x) * max(float(np.max(s)) for s in sums),
+            "max_example_loss": max(losses)}
+
+
 def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
     x = x[:batch_size]
     keras.utils.set_random_seed(0)
@@ -89,6 +105,7 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
         mirrored = _common.tiny_model(DeterministicVAE, seed=1)
         mirrored.compile(optimizer=keras.optimizers.SGD(learning_rate))
     mirrored.set_weights(initial)
+    magnitudes = step_magnitudes(single, x, learning_rate)
 
     single_loss, single_weights = one_step(single, x, batch_size)
     mirrored_loss, mirrored_weights = one_step(mirrored, x, batch_size)
@@ -102,6 +119,9 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
                           for a, b in zip(single_weights, initial_trainable)),
         "max_difference": max(float(np.max(np.abs(a - b)))
                               for a, b in zip(single_weights, mirrored_weights)),
+        # What the tolerance of that comparison scales with (see step_magnitudes).
+        "max_weight": max(float(np.max(np.abs(w))) for w in initial_trainable + single_weights),
+        **magnitudes,
         "replica_copies_equal": replica_copies_equal(mirrored),
     }
 

@@ -11,6 +11,7 @@ What lives here, once for every family:
   importance-sampled log-likelihood (Burda et al. 2016, Eq. 8 with k = 5000, chunked).
 """
 import math
+import re
 
 import keras
 import numpy as np
@@ -18,20 +19,56 @@ import tensorflow as tf
 
 from tfvae import distributions, objectives
 
-__all__ = ["GenerativeModel", "TrainingPhase"]
+__all__ = ["GenerativeModel", "TrainingPhase", "check_count", "log_likelihood_progbar"]
+
+
+def check_count(value, name, owner):
+    """`value` as an int >= 1 when it is a Python/numpy number (tensors pass unchecked).
+
+    A function, not only a method, so that constructors can check their arguments before the
+    model exists: `check_count(latent_dim, "latent_dim", "VAE")`.
+    """
+    if isinstance(value, (tf.Tensor, tf.Variable)):
+        return value
+    try:
+        valid = not isinstance(value, bool) and float(value).is_integer() and int(value) >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{owner}: expected {name} as an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def log_likelihood_progbar(num_examples, num_samples, verbose=1):
+    """The progress bar of `log_likelihood`: examples done / `num_examples` (None: unknown),
+    labelled with the number of importance samples, e.g. "3s 30ms/example, k=5000"."""
+    return keras.utils.Progbar(num_examples, verbose=verbose, unit_name=f"example, k={num_samples}")
+
+
+def _copy_optimizer(optimizer):
+    """A fresh optimizer of the same class and configuration (unwrapping a LossScaleOptimizer)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    config = optimizer.get_config()
+    config.pop("name", None)
+    return type(optimizer).from_config(config)
 
 
 class TrainingPhase:
     """One gradient step of a train_step: minimize `loss_fn` over `variables` with an optimizer.
 
     `loss_fn(x, y, seed, training)` returns `(per_example_loss [B], logs)`, where `logs` maps
-    tracker names to per-example or scalar tensors.
+    tracker names to per-example or scalar tensors. `regularization`: whether the phase adds the
+    model's regularization losses (`self.losses`); a phase that updates variables another phase
+    already regularizes (the AAE's generator phase on the encoder) sets it False, so that each
+    penalty is applied once per step.
     """
 
-    def __init__(self, optimizer_name, variables, loss_fn):
+    def __init__(self, optimizer_name, variables, loss_fn, regularization=True):
         self.optimizer_name = optimizer_name
         self.variables = variables
         self.loss_fn = loss_fn
+        self.regularization = bool(regularization)
 
 
 class GenerativeModel(keras.Model):
@@ -79,13 +116,23 @@ class GenerativeModel(keras.Model):
         """Keras `compile`, plus one optimizer per extra name in `optimizer_names`.
 
         Optimizers are built here, outside any replica context, so that they work under
-        MirroredStrategy and round-trip through `.keras` files.
+        MirroredStrategy and round-trip through `.keras` files. An extra optimizer that is not
+        given (or None) is a fresh copy of `optimizer`: same class and configuration, its own
+        state. Under a `mixed_float16` policy each extra optimizer is wrapped in a
+        `LossScaleOptimizer`, as Keras wraps `optimizer` (unless `auto_scale_loss=False`).
         """
         if not self.built:
             self.build()
-        extras = {name: kwargs.pop(name, "adam") for name in self.optimizer_names[1:]}
+        optimizer = keras.optimizers.get(optimizer)
+        extras = {name: kwargs.pop(name, None) for name in self.optimizer_names[1:]}
         super().compile(optimizer=optimizer, **kwargs)
-        self.extra_optimizers = {name: keras.optimizers.get(opt) for name, opt in extras.items()}
+        scale = kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
+        self.extra_optimizers = {}
+        for name, extra in extras.items():
+            extra = _copy_optimizer(optimizer) if extra is None else keras.optimizers.get(extra)
+            if scale and not isinstance(extra, keras.optimizers.LossScaleOptimizer):
+                extra = keras.optimizers.LossScaleOptimizer(extra, name=f"{name}_loss_scale")
+            self.extra_optimizers[name] = extra
         for phase in self.training_phases():
             self.get_optimizer(phase.optimizer_name).build(phase.variables)
 
@@ -120,6 +167,92 @@ class GenerativeModel(keras.Model):
 
         return export_lib.export_model(self, filepath, verbose=bool(verbose), **kwargs)
 
+    # ----------------------------------------------------------------- fit, evaluate, predict
+    # Bad input gets the one-line error of `check_input` here too, not a "Graph execution error"
+    # with the message at the bottom of a long traceback: arrays are checked eagerly before
+    # anything is traced, a Dataset's element_spec statically (no pass over the data), and the
+    # graph assertions that catch bad values in later batches are re-raised as a short ValueError.
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        """Keras `fit`, with bad input refused first by the model's one-line error, and the
+        epoch of a `tfvae.datasets.load` pipeline kept in step with fit's epoch."""
+        self.check_data(x)
+        if isinstance(validation_data, (tuple, list)):  # (x,), (x, y) or (x, y, weights)
+            self.check_data(keras.utils.unpack_x_y_sample_weight(tuple(validation_data))[0],
+                            "validation x")
+        else:
+            self.check_data(validation_data, "validation x")
+        counter = getattr(x, "epoch_counter", None)  # a tfvae.datasets.load pipeline
+        if counter is not None:
+            # epoch e reads the data order and binarization noise of pass e, also when
+            # BackupAndRestore resumes the run at e (see tfvae.datasets.EpochCounter)
+            kwargs["callbacks"] = [keras.callbacks.LambdaCallback(
+                on_epoch_begin=lambda epoch, logs=None: counter.set_epoch(epoch))] + list(
+                    kwargs.get("callbacks") or [])
+        try:
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            self.raise_clear_error(error)
+            raise
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Keras `evaluate`, with bad input refused first by the model's one-line error."""
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit() checked its validation data
+            self.check_data(x)
+        try:
+            return super().evaluate(x, y, *args, **kwargs)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            self.raise_clear_error(error)
+            raise
+
+    def predict(self, x, *args, **kwargs):
+        """Keras `predict`, with bad input refused first by the model's one-line error."""
+        self.check_data(x)
+        try:
+            return super().predict(x, *args, **kwargs)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            self.raise_clear_error(error)
+            raise
+
+    def check_data(self, data, name="x"):
+        """Check the x that fit/evaluate/predict were given before anything is traced: an array
+        or eager tensor by `check_input`'s checks, a tf.data.Dataset of x or (x, y, ...) by its
+        element_spec (dtype and shape only, no pass over the data). Anything else (generators,
+        PyDatasets, None) is left to the checks in the traced step."""
+        if isinstance(data, tf.data.Dataset):
+            spec = data.element_spec
+            if isinstance(spec, (tuple, list)):
+                spec = keras.utils.unpack_x_y_sample_weight(tuple(spec))[0]
+            if isinstance(spec, tf.TensorSpec):
+                self.check_spec(spec.shape, spec.dtype, name)
+        elif isinstance(data, np.ndarray):
+            self.check_array(data, name)
+        elif isinstance(data, tf.Tensor) and tf.executing_eagerly():
+            self.check_input(data, name)
+
+    def raise_clear_error(self, error):
+        """Raise the model's one-line message alone (`from None`: a short traceback) when `error`
+        carries one: an assertion of `check_input` failed in a traced step (InvalidArgumentError
+        "Graph execution error: ..." → ValueError), or a ValueError / TypeError of the checks was
+        raised while tracing. Return (the caller re-raises `error`) for any other error."""
+        prefix = f"{type(self).__name__}: "
+        if type(error) in (ValueError, TypeError) and str(error).startswith(prefix):
+            raise type(error)(str(error)) from None
+        if not isinstance(error, tf.errors.InvalidArgumentError):
+            return
+        # TF writes an assertion as "assertion failed: [message] [data] [data]" on one line.
+        match = re.search(r"assertion failed: \[(" + re.escape(prefix) + r".*)\]$",
+                          error.message, re.MULTILINE)
+        if match is None:
+            return
+        message, *data = match.group(1).split("] [")
+        values = [" ".join(item.replace("[", " ").replace("]", " ").split()) for item in data]
+        if len(data) == 1:  # one tensor: a scalar as is, a vector (a shape) as a tuple
+            words = values[0].split()
+            message += f" {words[0]}." if len(words) == 1 else f" ({', '.join(words)})."
+        elif data:  # several scalars (the extremes) as an interval
+            message += f" [{', '.join(values)}]."
+        raise ValueError(message) from None
+
     # ----------------------------------------------------------------- training
     def training_phases(self):
         """The phases of one train_step; one phase over all weights unless overridden."""
@@ -138,7 +271,7 @@ class GenerativeModel(keras.Model):
                 per_example_loss, logs = phase.loss_fn(
                     x, y, seed=tf.random.experimental.stateless_fold_in(seed, index), training=True)
                 loss = tf.nn.compute_average_loss(per_example_loss)
-                if self.losses:
+                if phase.regularization and self.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
                 scaled_loss = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
             gradients = tape.gradient(scaled_loss, phase.variables)
@@ -192,7 +325,13 @@ class GenerativeModel(keras.Model):
 
     def _unpack(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self.check_input(x), y
+        x = self.check_input(x)
+        return x, self.check_targets(y, x)
+
+    def check_targets(self, y, x):
+        """The targets `y` of a batch as the training phases receive them. Unchanged here: models
+        without labels ignore them; labelled models check them with `check_labels`."""
+        return y
 
     # ----------------------------------------------------------------- input checks
     def observation_support(self):
@@ -202,23 +341,20 @@ class GenerativeModel(keras.Model):
     def check_input(self, x, name="x"):
         """`x` as float32, after checking rank, shape, dtype and (if enabled) NaN and range.
 
-        Raises ValueError / TypeError eagerly; in a graph the value checks are assertions that
+        Raises ValueError / TypeError eagerly (and for numpy arrays, whose values are checked in
+        numpy before conversion); in a graph the value checks of a tensor are assertions that
         raise InvalidArgumentError with the same message.
         """
-        model = type(self).__name__
-        expected = "(batch, " + ", ".join(str(d) for d in self.data_shape) + ")"
-        dtype = getattr(x, "dtype", None)
-        if dtype is None:
+        if getattr(x, "dtype", None) is None:
             x = np.asarray(x)
-            dtype = x.dtype
-        dtype = tf.as_dtype(dtype)
-        if not dtype.is_floating:
-            raise TypeError(f"{model}: expected {name} as floating-point values (float32) of shape "
-                            f"{expected}; got dtype {dtype.name}. Convert images with "
-                            f"x.astype('float32') / 255.")
+        if isinstance(x, np.ndarray):
+            return tf.convert_to_tensor(self.check_array(x, name))
+        model = type(self).__name__
+        self.check_spec(None, x.dtype, name)
         x = tf.convert_to_tensor(x)
         rank = len(self.data_shape) + 1
         if x.shape.rank is None:  # a retraced graph function can lose the rank: check at run time
+            expected = self._expected_shape()
             actual = tf.shape(x)
             padded = tf.concat([actual, tf.zeros([rank], tf.int32)], 0)[1:rank]
             ok = tf.logical_and(tf.equal(tf.size(actual), rank),
@@ -226,25 +362,14 @@ class GenerativeModel(keras.Model):
             with tf.control_dependencies([tf.debugging.Assert(
                     ok, [f"{model}: expected {name} of shape {expected}; got shape", actual])]):
                 x = tf.ensure_shape(tf.identity(x), (None,) + self.data_shape)
-        shape = tuple(x.shape)
-        if len(shape) != rank or any(
-                got is not None and got != want for got, want in zip(shape[1:], self.data_shape)):
-            raise ValueError(f"{model}: expected {name} of shape {expected}; got shape "
-                             f"{tuple('?' if d is None else d for d in shape)}.")
+        self.check_spec(x.shape, x.dtype, name)
         x = tf.cast(x, tf.float32)
         if not self.validate_inputs:
             return x
-        support = self.observation_support()
         if tf.executing_eagerly():
-            values = x.numpy()
-            if not np.all(np.isfinite(values)):
-                raise ValueError(f"{model}: {name} contains {np.sum(~np.isfinite(values))} NaN or "
-                                 f"infinite values; expected finite values.")
-            if support is not None and (values.min() < support[0] or values.max() > support[1]):
-                raise ValueError(f"{model}: expected {name} in [{support[0]}, {support[1]}] for its "
-                                 f"{self.observation_name()} likelihood; got values in "
-                                 f"[{values.min():.4g}, {values.max():.4g}].")
+            self._check_values(x.numpy(), name)
             return x
+        support = self.observation_support()
         checks = [tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(x)),
                                       [f"{model}: {name} contains NaN or infinite values; expected "
                                        "finite values."])]
@@ -257,16 +382,114 @@ class GenerativeModel(keras.Model):
         with tf.control_dependencies(checks):
             return tf.identity(x)
 
+    def check_array(self, x, name="x"):
+        """A numpy batch as float32 numpy, checked like `check_input` without converting it to a
+        tensor: one pass of min/max over the values (NaN and infinities show in the extremes)."""
+        x = np.asarray(x)
+        self.check_spec(x.shape, x.dtype, name)
+        values = x.astype(np.float32, copy=False)
+        if self.validate_inputs:
+            self._check_values(values, name)
+        return values
+
+    def check_spec(self, shape, dtype, name="x"):
+        """Check a batch's dtype and (when its rank is known) shape, without its values: for
+        tensors, arrays and the `element_spec` of a tf.data.Dataset. `shape` None skips it."""
+        model = type(self).__name__
+        expected = self._expected_shape()
+        dtype = tf.as_dtype(dtype)
+        if not dtype.is_floating:
+            raise TypeError(f"{model}: expected {name} as floating-point values (float32) of shape "
+                            f"{expected}; got dtype {dtype.name}. Convert images with "
+                            f"x.astype('float32') / 255.")
+        shape = tf.TensorShape(shape)
+        if shape.rank is None:
+            return
+        shape = tuple(shape)
+        if len(shape) != len(self.data_shape) + 1 or any(
+                got is not None and got != want for got, want in zip(shape[1:], self.data_shape)):
+            got = ", ".join("?" if d is None else str(d) for d in shape)
+            raise ValueError(f"{model}: expected {name} of shape {expected}; got shape ({got}).")
+
+    def _expected_shape(self):
+        return "(batch, " + ", ".join(str(d) for d in self.data_shape) + ")"
+
+    def _check_values(self, values, name):
+        """The eager value checks of `check_input` on a float32 numpy array."""
+        if not values.size:
+            return
+        model = type(self).__name__
+        low, high = values.min(), values.max()  # NaN propagates; ±inf shows as an extreme
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"{model}: {name} contains {np.sum(~np.isfinite(values))} NaN or "
+                             f"infinite values; expected finite values.")
+        support = self.observation_support()
+        if support is not None and (low < support[0] or high > support[1]):
+            raise ValueError(f"{model}: expected {name} in [{support[0]}, {support[1]}] for its "
+                             f"{self.observation_name()} likelihood; got values in "
+                             f"[{low:.4g}, {high:.4g}].")
+
     def observation_name(self):
         return "observation"
 
+    def check_labels(self, y, num_classes, *, allow_unlabelled=True, x=None, name="y"):
+        """`y` as int32 `[B]`, after checking that it holds integer class labels of shape
+        `(batch,)` (the batch of `x` when given) with values in [0, num_classes), or -1 for an
+        unlabelled example when `allow_unlabelled`.
+
+        Shape and dtype are checked always; the values (and a batch size only known at run
+        time) when `validate_inputs` is on: eagerly as ValueError, in a graph as assertions with
+        the same text (`InvalidArgumentError`; XLA drops them).
+        """
+        model = type(self).__name__
+        low = -1 if allow_unlabelled else 0
+        expected = (f"integer class labels of shape (batch,) with values in [{low}, {num_classes})"
+                    + (" (-1: unlabelled)" if allow_unlabelled else ""))
+        if y is None:
+            raise ValueError(f"{model}: expected labels with every batch, fit((x, {name})) with "
+                             f"{name} as {expected}; got x alone.")
+        dtype = getattr(y, "dtype", None)
+        if dtype is None:
+            y = np.asarray(y)
+            dtype = y.dtype
+        dtype = tf.as_dtype(dtype)
+        if not dtype.is_integer:
+            raise TypeError(f"{model}: expected {name} as {expected}; got dtype {dtype.name}. "
+                            f"Convert with {name}.astype('int64').")
+        y = tf.convert_to_tensor(y)
+        if y.shape.rank is not None and y.shape.rank != 1:
+            raise ValueError(f"{model}: expected {name} as {expected}; got shape "
+                             f"{tuple('?' if d is None else d for d in y.shape)}."
+                             + (f" Flatten it with {name}.reshape(-1)." if y.shape.rank == 2 else ""))
+        y = tf.ensure_shape(y, [None])
+        batch = None if x is None else x.shape[0]
+        if batch is not None and y.shape[0] is not None and batch != y.shape[0]:
+            raise ValueError(f"{model}: expected {name} with one label per example of x ({batch}); "
+                             f"got {y.shape[0]} labels.")
+        y = tf.cast(y, tf.int32)
+        if not self.validate_inputs:
+            return y
+        if tf.executing_eagerly():
+            values = y.numpy()
+            if values.size and (values.min() < low or values.max() >= num_classes):
+                raise ValueError(f"{model}: expected {name} as {expected}; got values in "
+                                 f"[{values.min()}, {values.max()}].")
+            return y
+        checks = [tf.debugging.Assert(
+            tf.logical_and(tf.reduce_all(y >= low), tf.reduce_all(y < num_classes)),
+            [f"{model}: expected {name} as {expected}; got values in", tf.reduce_min(y),
+             tf.reduce_max(y)])]
+        if x is not None:
+            checks.append(tf.debugging.Assert(
+                tf.equal(tf.shape(x)[0], tf.shape(y)[0]),
+                [f"{model}: expected {name} with one label per example of x; got", tf.shape(y)[0],
+                 "labels for", tf.shape(x)[0], "examples"]))
+        with tf.control_dependencies(checks):
+            return tf.identity(y)
+
     def check_count(self, value, name):
         """`value` as an int >= 1 when it is a Python/numpy number (tensors pass unchecked)."""
-        if isinstance(value, tf.Tensor):
-            return value
-        if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
-            raise ValueError(f"{type(self).__name__}: expected {name} as an integer >= 1; got {value!r}.")
-        return int(value)
+        return check_count(value, name, type(self).__name__)
 
     def check_codes(self, z, latent_dim):
         """`z` as float32 `[N, latent_dim]`, finite when checks are on (eagerly)."""
@@ -323,12 +546,17 @@ class GenerativeModel(keras.Model):
         """log p(x|z) for codes `z` with leading sample axes, `[..., B]`."""
         return self.likelihood(z).log_prob(x)
 
-    def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0):
+    def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0,
+                       verbose=0, progress=None):
         """Importance-sampled log p(x) per example, in nats (Burda et al. 2016, Eq. 8, k = num_samples).
 
         The k samples are drawn in chunks of `chunk_size` (default: about 128 MiB of decoder output
         per chunk) and combined by a running log-sum-exp, so memory does not grow with k. Stateless
         seeds make the estimate reproducible: the same `seed` gives the same numbers.
+
+        `verbose=1` shows a `keras.utils.Progbar` of the examples done, labelled with k, updated
+        after every batch (2: one line at the end; 0: silent). `progress`, a Progbar, is advanced
+        instead (so a caller evaluating its data in several calls shows one bar).
         """
         if not self.has_density:
             raise NotImplementedError(f"{type(self).__name__} has no density to evaluate.")
@@ -342,6 +570,8 @@ class GenerativeModel(keras.Model):
         if chunk_size is None:
             chunk_size = self.default_chunk_size(num_samples, batch_size)
         seed = distributions.stateless_seed(seed)
+        if progress is None and verbose:
+            progress = log_likelihood_progbar(num_examples, num_samples, verbose)
         results = []
         for start in range(0, num_examples, batch_size):
             batch = x[start:start + batch_size]
@@ -352,6 +582,9 @@ class GenerativeModel(keras.Model):
             values = self._log_likelihood_fn(batch, tf.constant(num_samples, tf.int32),
                                              tf.constant(chunk_size, tf.int32), batch_seed)
             results.append(values[:size])
+            if progress is not None:
+                results[-1].numpy()  # wait for the batch (GPU ops run asynchronously)
+                progress.add(size)
         return tf.concat(results, axis=0)
 
     def default_chunk_size(self, num_samples, batch_size):

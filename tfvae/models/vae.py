@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import GenerativeModel
+from tfvae.models.base import GenerativeModel, check_count
 
 __all__ = ["VAE", "IWAE"]
 
@@ -41,11 +41,11 @@ class VAE(GenerativeModel):
     def __init__(self, input_shape, latent_dim, *, encoder=None, decoder=None,
                  likelihood="bernoulli", prior="standard_normal", num_samples=1, beta=1.0,
                  analytic_kl=True, min_posterior_scale=1e-4, **kwargs):
+        latent_dim = check_count(latent_dim, "latent_dim", type(self).__name__)
+        num_samples = check_count(num_samples, "num_samples", type(self).__name__)
         super().__init__(input_shape, **kwargs)
-        self.latent_dim = int(latent_dim)
-        self.num_samples = int(num_samples)
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1; got {num_samples}.")
+        self.latent_dim = latent_dim
+        self.num_samples = num_samples
         self.beta = float(beta)
         self.analytic_kl = bool(analytic_kl)
         self.min_posterior_scale = float(min_posterior_scale)

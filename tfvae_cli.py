@@ -1,0 +1,795 @@
+"""The `tfvae` command: train, evaluate and sample tfvae models from the shell.
+
+    tfvae train iwae --dataset mnist --epochs 100 --out runs/iwae-k5 --num-samples 5
+    tfvae evaluate runs/iwae-k5 --dataset mnist --num-samples 5000
+    tfvae sample runs/iwae-k5 -n 64 --out grid.png --seed 1
+
+This module only wires the layers below it (datasets, models, callbacks, evaluation, export,
+plotting) to argparse; it holds no model logic. It sits outside the `tfvae` package, whose import
+loads TensorFlow: the parser, `--help` and `--version` need none of it, and TensorFlow's C++
+start-up messages are silenced before it loads (unless `--verbose` or TF_CPP_MIN_LOG_LEVEL is
+given). `tfvae.cli` is the same module under the package's name. `main(argv)` returns the exit status:
+0 on success, 1 for a user error found while running (a missing run directory, a non-finite
+loss, no TPU), 2 for a bad command line (an unknown option, model or dataset). Every error is
+one line on stderr, `tfvae: error: ...`, without a traceback.
+
+The strategy is created before any TensorFlow op runs (importing TensorFlow, Keras and tfvae runs
+none): MultiWorkerMirroredStrategy must exist before the first op of the process.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["main", "build_parser", "version", "MODELS", "ModelSpec", "CommandError", "UsageError"]
+
+PROG = "tfvae"
+NETWORKS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian", "fixed_gaussian")
+BINARIZE = ("dynamic", "static", "none")
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+NUM_IMAGE_SAMPLES = 64          # samples.png
+NUM_RECONSTRUCTIONS = 32        # reconstructions.png: 4 row pairs of 8 examples
+NUM_SUMMARY_EXAMPLES = 8        # TensorBoard reconstructions
+
+
+class UsageError(Exception):
+    """A bad command line: exit status 2."""
+
+
+class CommandError(Exception):
+    """A user error found while running a command: exit status 1."""
+
+
+# --------------------------------------------------------------------------- model registry
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One entry of `MODELS`: how `tfvae train MODEL` builds an uncompiled model.
+
+    `build(args, input_shape)` gets the parsed `train` arguments and the shape of one example,
+    and returns the model; `compile(model, args)` compiles it (inside the strategy scope).
+    """
+
+    description: str
+    build: Callable
+    compile: Callable = None
+
+
+def _networks(args):
+    """(encoder, decoder) bodies from --network, --hidden and --activation."""
+    from tfvae import networks
+
+    if args.network == "conv":
+        return (networks.conv_encoder(dense_units=args.hidden[-1], activation=args.activation),
+                networks.conv_decoder(dense_units=args.hidden[-1], activation=args.activation))
+    return (networks.mlp(list(args.hidden), activation=args.activation),
+            networks.mlp(list(args.hidden), activation=args.activation))
+
+
+def _vae_family(class_name):
+    """A builder for `tfvae.VAE` and its subclasses (same constructor)."""
+
+    def build(args, input_shape):
+        import tfvae
+
+        encoder, decoder = _networks(args)
+        kwargs = dict(input_shape=input_shape, latent_dim=args.latent_dim, encoder=encoder,
+                      decoder=decoder, likelihood=args.likelihood, prior=args.prior,
+                      beta=args.beta, seed=args.seed)
+        if args.num_samples is not None:
+            kwargs["num_samples"] = args.num_samples
+        return getattr(tfvae, class_name)(**kwargs)
+
+    return build
+
+
+def _compile_single_optimizer(model, args):
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                  jit_compile=True if args.jit_compile else "auto",
+                  steps_per_execution=args.steps_per_execution)
+
+
+#: `tfvae train MODEL`: name -> ModelSpec. A new family adds one entry.
+MODELS = {
+    "vae": ModelSpec("variational autoencoder (Kingma & Welling 2013)", _vae_family("VAE"),
+                     _compile_single_optimizer),
+    "iwae": ModelSpec("importance-weighted autoencoder (Burda et al. 2016)", _vae_family("IWAE"),
+                      _compile_single_optimizer),
+}
+
+
+# --------------------------------------------------------------------------- argument parsing
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become `UsageError` (one line, exit 2) instead of
+    usage text and `sys.exit`."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def _number(convert, minimum, strict, description):
+    """An argparse type: `convert(text)`, finite and > `minimum` (strict) or >= `minimum`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or math.isinf(value) or not (value > minimum if strict else value >= minimum):
+            raise argparse.ArgumentTypeError(f"expected {description}; got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _number(int, 0, True, "a positive integer")
+_non_negative_int = _number(int, 0, False, "an integer >= 0")
+_positive_float = _number(float, 0.0, True, "a positive number")
+_non_negative_float = _number(float, 0.0, False, "a number >= 0")
+
+
+def _fraction(text):
+    value = _non_negative_float(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1); got {text!r}")
+    return value
+
+
+def _int_list(text):
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers such as 200,200; got {text!r}")
+    return values
+
+
+def _dataset_name(text):
+    """A data set argument: checked for form here (no TensorFlow yet), for meaning in the command."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a data set name or a folder of IDX files")
+    return text
+
+
+DATASET_HELP = ("'sample' (the bundled MNIST subset: no download), a tensorflow-datasets name "
+                "(mnist, binarized_mnist, fashion_mnist, kmnist, omniglot, cifar10, ...; every "
+                "name in tfvae.datasets.KNOWN_DATASETS, optionally name:version) or a folder of "
+                "IDX files (idx:PATH)")
+
+
+def _check_dataset(name):
+    """UsageError (exit 2) unless `tfvae.datasets` understands `name`."""
+    from tfvae.datasets import KNOWN_DATASETS
+
+    if name.split(":")[0] in KNOWN_DATASETS or name.startswith("idx:") or os.path.isdir(name):
+        return name
+    raise UsageError(f"argument --dataset: unknown dataset {name!r}; expected one of "
+                     f"{', '.join(KNOWN_DATASETS)}, or a folder of IDX files (optionally written "
+                     "idx:PATH)")
+
+
+def build_parser():
+    """The `tfvae` argument parser (sub-commands train, evaluate, sample)."""
+    parser = _Parser(prog=PROG, formatter_class=_HelpFormatter,
+                     description="Train, evaluate and sample variational autoencoders "
+                                 "(tfvae: Keras 3 + TensorFlow Probability).")
+    dataset_help = DATASET_HELP
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--verbose", dest="tensorflow_logs", action="store_true",
+                        help="show TensorFlow's start-up and C++ log messages (hidden unless "
+                             "this is given or TF_CPP_MIN_LOG_LEVEL is set)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
+
+    # ---- train
+    models = "\n".join(f"  {name:6s} {spec.description}" for name, spec in MODELS.items())
+    train = commands.add_parser(
+        "train", help="train a model and write a run directory", formatter_class=_HelpFormatter,
+        description="Train MODEL and write the run directory DIR (--out): model.keras,\n"
+                    "saved_model/, metrics.json, samples.png, reconstructions.png,\n"
+                    "checkpoint.keras (after every epoch), logs/ (TensorBoard) and backup/\n"
+                    "(resumes an interrupted run; removed when training ends).",
+        epilog=f"models:\n{models}")
+    train.set_defaults(handler=cmd_train)
+    train.add_argument("model", metavar="MODEL", choices=sorted(MODELS),
+                       help=f"model family: {', '.join(MODELS)}")
+    data = train.add_argument_group("data")
+    data.add_argument("--dataset", required=True, type=_dataset_name, metavar="NAME",
+                      help=f"data set (required): {dataset_help}")
+    data.add_argument("--train-split", default="train", metavar="SPLIT",
+                      help="split to train on: a split name, a tensorflow-datasets slice such as "
+                           "train[:90%%], or an IDX file prefix such as train5k "
+                           "(default: %(default)s)")
+    data.add_argument("--batch-size", type=_positive_int, default=100, metavar="N",
+                      help="global batch size, split across replicas (default: %(default)s)")
+    data.add_argument("--binarize", choices=BINARIZE, default=None,
+                      help="binarize pixels: 'dynamic' re-draws Bernoulli(intensity) every epoch, "
+                           "'static' draws once with --seed, 'none' keeps intensities; validation "
+                           "and test data are binarized once with --seed (default: dynamic for "
+                           "the bernoulli likelihood, none otherwise)")
+    data.add_argument("--validation-fraction", type=_fraction, default=0.1, metavar="F",
+                      help="fraction of the training split held out (its last examples) and "
+                           "evaluated after every epoch; the test split is kept for the final "
+                           "NLL; 0 turns validation off (default: %(default)s)")
+    data.add_argument("--validation-split", default=None, metavar="SPLIT",
+                      help="evaluate this split after every epoch instead of a held-out part "
+                           "of the training split, or 'none' (default: the held-out part)")
+    model = train.add_argument_group("model")
+    model.add_argument("--latent-dim", type=_positive_int, default=50, metavar="D",
+                       help="number of latent units (default: %(default)s)")
+    model.add_argument("--num-samples", type=_positive_int, default=None, metavar="K",
+                       help="samples per example in the training objective: L for vae, k for "
+                            "iwae (default: the model's own, 1 for vae and 5 for iwae)")
+    model.add_argument("--beta", type=_non_negative_float, default=1.0, metavar="B",
+                       help="weight of the KL term (beta-VAE) (default: %(default)s)")
+    model.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
+                       help="decoder observation model (default: %(default)s)")
+    model.add_argument("--prior", default="standard_normal", metavar="NAME",
+                       help="latent prior from tfvae.distributions, e.g. standard_normal, "
+                            "mixture_of_gaussians, learnable_gaussian, learnable_mixture "
+                            "(default: %(default)s)")
+    model.add_argument("--network", choices=NETWORKS, default="mlp",
+                       help="encoder and decoder bodies; conv uses the last --hidden value as its "
+                            "dense layer (default: %(default)s)")
+    model.add_argument("--hidden", type=_int_list, default=(200, 200), metavar="UNITS",
+                       help="hidden layer sizes, comma-separated (default: 200,200)")
+    model.add_argument("--activation", default="tanh", metavar="NAME",
+                       help="activation of the hidden layers, any Keras name (default: %(default)s)")
+    fit = train.add_argument_group("training")
+    fit.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
+                     help="number of epochs (required)")
+    fit.add_argument("--out", required=True, metavar="DIR",
+                     help="run directory to write (required); rerunning the same command after "
+                          "an interruption resumes from DIR/backup")
+    fit.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
+                     help="Adam learning rate (default: %(default)s)")
+    fit.add_argument("--kl-warmup", type=_non_negative_int, default=0, metavar="EPOCHS",
+                     help="raise the KL weight linearly from 0 to --beta over this many epochs; "
+                          "0 turns warm-up off (default: %(default)s)")
+    fit.add_argument("--seed", type=int, default=0,
+                     help="seed of weights, data order, binarization, training noise, samples "
+                          "and evaluation (default: %(default)s)")
+    fit.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                     help="Keras fit() output: 0 silent, 1 progress bar, 2 one line per epoch "
+                          "(default: 1 when stdout is a terminal, else 2)")
+    speed = train.add_argument_group("distribution and speed")
+    speed.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy: default (one device), mirrored (all local "
+                            "GPUs), multiworker (the cluster in TF_CONFIG), tpu "
+                            "(default: %(default)s)")
+    speed.add_argument("--jit-compile", action="store_true",
+                       help="compile train steps with XLA (default: off; Keras' 'auto')")
+    speed.add_argument("--steps-per-execution", type=_positive_int, default=1, metavar="N",
+                       help="train steps run per call into the compiled graph "
+                            "(default: %(default)s)")
+    evaluation = train.add_argument_group("final evaluation")
+    evaluation.add_argument("--eval-samples", type=_positive_int, default=5000, metavar="K",
+                            help="importance samples per example for the test NLL; its time "
+                                 "grows with K x --eval-examples, so 500 is ten times cheaper "
+                                 "(and a looser bound) (default: %(default)s)")
+    evaluation.add_argument("--eval-examples", type=_positive_int, default=1000, metavar="N",
+                            help="test examples for the test NLL and active units "
+                                 "(default: %(default)s)")
+
+    # ---- evaluate
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a trained run directory", formatter_class=_HelpFormatter,
+        description="Load DIR/model.keras, estimate the negative log-likelihood by importance\n"
+                    "sampling, run the model's own metrics and count active units; print them\n"
+                    "and write DIR/evaluation.json.")
+    evaluate.set_defaults(handler=cmd_evaluate)
+    evaluate.add_argument("run_dir", metavar="DIR", help="a run directory written by 'tfvae train'")
+    evaluate.add_argument("--dataset", type=_dataset_name, default=None, metavar="NAME",
+                          help=f"data set: {dataset_help} (default: the one DIR was trained on)")
+    evaluate.add_argument("--split", default="test",
+                          help="split to evaluate (default: %(default)s)")
+    evaluate.add_argument("--num-samples", type=_positive_int, default=5000, metavar="K",
+                          help="importance samples per example (default: %(default)s)")
+    evaluate.add_argument("--examples", type=_positive_int, default=None, metavar="N",
+                          help="evaluate the first N examples of the split (default: all)")
+    evaluate.add_argument("--binarize", choices=BINARIZE, default=None,
+                          help="binarize the data once with --seed (default: as DIR was "
+                               "trained, 'static' if it binarized, else none)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=100, metavar="N",
+                          help="examples per batch (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="seed of the binarization and the importance samples "
+                               "(default: %(default)s)")
+
+    # ---- sample
+    sample = commands.add_parser(
+        "sample", help="draw samples from a trained run directory into a PNG grid",
+        formatter_class=_HelpFormatter,
+        description="Load DIR/model.keras and write a grid of samples x ~ p(x) as a PNG.")
+    sample.set_defaults(handler=cmd_sample)
+    sample.add_argument("run_dir", metavar="DIR", help="a run directory written by 'tfvae train'")
+    sample.add_argument("-n", "--num", type=_positive_int, default=64, metavar="N",
+                        help="number of samples (default: %(default)s)")
+    sample.add_argument("--out", required=True, metavar="PNG", help="image file to write (required)")
+    sample.add_argument("--seed", type=int, default=0,
+                        help="sampling seed: the same seed gives the same images "
+                             "(default: %(default)s)")
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+def _one_line(error):
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split("\n")[0].split())
+
+
+def _write_json(path, payload):
+    """Write `payload` to `path` atomically (a killed run never leaves half a file)."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_to_json) + "\n")
+    os.replace(tmp, path)
+
+
+def _to_json(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "numpy"):
+        return _to_json(np.asarray(value))
+    return str(value)
+
+
+def _scalar(value):
+    """A float from a history entry (a float, or a [1] array under multi-worker training)."""
+    import numpy as np
+
+    return float(np.asarray(value, dtype="float64").ravel()[0])
+
+
+def _binarize_arg(mode):
+    return None if mode in (None, "none") else mode
+
+
+def _load_model(run_dir):
+    """DIR/model.keras, loaded with safe_mode=True; CommandError when it is not there."""
+    run_dir = Path(run_dir)
+    path = run_dir / "model.keras"
+    if not run_dir.is_dir():
+        raise CommandError(f"run directory {run_dir} does not exist "
+                           "(expected the --out directory of 'tfvae train')")
+    if not path.is_file():
+        raise CommandError(f"{path} does not exist: {run_dir} is not a finished 'tfvae train' run")
+    import_tensorflow()
+    import keras
+
+    import tfvae  # noqa: F401  (registers the tfvae classes for deserialization)
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # a truncated or foreign file, a model from a newer tfvae
+        raise CommandError(f"cannot load {path}: {type(error).__name__}: {_one_line(error)}") \
+            from error
+
+
+def _run_metadata(run_dir):
+    """The `args` recorded in DIR/metrics.json by `tfvae train` ({} when absent)."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        return json.loads(path.read_text()).get("args", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
+    """{'nll', 'bits_per_dim', 'meaning', ...}: the importance-sampled NLL of examples `x`
+    (None for a model without a density), with what the number means, with a progress bar
+    (`verbose` 1: a live bar on a terminal; 2: one line when done; 0: none).
+
+    Binarized data under a Bernoulli decoder: −log p(x) in nats of a discrete distribution.
+    Grey levels under a continuous decoder: the pixels are uniformly dequantized,
+    x̃ = (round(255·x) + u)/256, and −log p(x̃) is a density (it can be negative); bits/dim
+    adds D·log 256, which bounds the 8-bit images' code length.
+    """
+    import numpy as np
+
+    from tfvae import datasets, evaluation
+
+    figures = {"nll": None, "bits_per_dim": None, "num_samples": num_samples,
+               "num_examples": int(len(x))}
+    if not getattr(model, "has_density", False):
+        figures["meaning"] = f"{type(model).__name__} has no density: no likelihood"
+        return figures
+    dims = int(np.prod(x.shape[1:]))
+    continuous = model.observation_support() is None
+    if continuous:
+        x = datasets.dequantize(x, seed=seed).numpy()
+        meaning = ("negative log-density (nats per image) of uniformly dequantized 8-bit pixels "
+                   "(round(255x) + u)/256, u ~ U(0, 1): a density, so it can be negative; "
+                   "bits_per_dim adds D*log(256) and bounds the discrete images' code length")
+        levels = 256
+    elif binarized:
+        meaning = "negative log-probability (nats per image) of the binarized test images"
+        levels = None
+    else:
+        meaning = ("Bernoulli log-probability (nats per image) of grey-level intensities: not a "
+                   "normalized likelihood of the images; binarize them for one")
+        levels = None
+    print(f"{PROG}: test NLL by importance sampling: k={num_samples} samples on {len(x)} "
+          f"examples (--eval-samples and --eval-examples make it cheaper)", flush=True)
+    nll = -float(evaluation.log_likelihood(model, x, num_samples=num_samples, seed=seed,
+                                           verbose=verbose).mean())
+    figures.update(nll=nll, bits_per_dim=evaluation.bits_per_dim(nll, dims, levels),
+                   meaning=meaning, dequantized=continuous)
+    return figures
+
+
+def _nll_text(figures):
+    if figures["nll"] is None:
+        return "n/a (the model has no density)"
+    text = f"{figures['nll']:.3f} nats ({figures['bits_per_dim']:.4f} bits/dim)"
+    if figures.get("dequantized"):
+        text += ", a density of dequantized pixels: can be negative"
+    return text
+
+
+# --------------------------------------------------------------------------- strategy
+def make_strategy(name):
+    """The tf.distribute strategy named by --strategy."""
+    tf = import_tensorflow()
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as error:
+            raise CommandError(f"--strategy tpu: no TPU found ({_one_line(error)})") from error
+        return tf.distribute.TPUStrategy(resolver)
+    return tf.distribute.get_strategy()
+
+
+def _worker_role(strategy):
+    """(is_chief, task): who writes the run's artifacts under multi-worker training, and the
+    task's name ('worker-1', 'chief-0'; None without MultiWorkerMirroredStrategy)."""
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True, None
+    resolver = strategy.cluster_resolver
+    task_type, task_id = resolver.task_type or "worker", resolver.task_id or 0
+    jobs = resolver.cluster_spec().as_dict()
+    chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in jobs)
+    return chief, f"{task_type}-{task_id}"
+
+
+def _backup_epoch(backup):
+    """The number of epochs an interrupted run in `backup` finished (0: nothing to resume)."""
+    try:
+        return int(json.loads((Path(backup) / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def _tensorboard_installed():
+    """Whether tf.summary can write (TensorFlow >= 2.21 no longer installs tensorboard itself)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _throughput_callback():
+    """A callback that counts train steps and times the training part of each epoch."""
+    import keras
+
+    class Throughput(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps, self.seconds = 0, 0.0
+            self._start = self._epoch_steps = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start, self._epoch_steps = time.perf_counter(), 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._epoch_steps = batch + 1
+            self._last = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self._epoch_steps:
+                self.steps += self._epoch_steps
+                self.seconds += self._last - self._start
+
+    return Throughput()
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args):
+    start = time.time()
+    strategy = make_strategy(args.strategy)  # first: before any other TensorFlow op
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+
+    from tfvae import callbacks as tfvae_callbacks
+    from tfvae import datasets, plotting
+
+    out = Path(args.out)
+    is_chief, task = _worker_role(strategy)
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    binarize = args.binarize or ("dynamic" if args.likelihood == "bernoulli" else "none")
+    eval_binarize = None if binarize == "none" else "static"  # fixed draws for val and test
+
+    _check_dataset(args.dataset)
+    try:
+        num_train, num_validation = datasets.num_examples(args.dataset, args.train_split), 0
+        if args.validation_split is None:
+            num_validation = int(round(args.validation_fraction * num_train))
+            if num_validation >= num_train:
+                raise UsageError(f"--validation-fraction {args.validation_fraction} leaves no "
+                                 f"training examples of the {num_train} in {args.train_split!r}")
+        train_ds = datasets.load(args.dataset, args.train_split, batch_size=args.batch_size,
+                                 binarize=_binarize_arg(binarize), seed=args.seed,
+                                 take=num_train - num_validation)
+        val_ds = None
+        if num_validation:  # the held-out end of the training split
+            val_ds = datasets.load(args.dataset, args.train_split, batch_size=args.batch_size,
+                                   binarize=eval_binarize, seed=args.seed, shuffle=False,
+                                   skip=num_train - num_validation)
+        elif args.validation_split not in (None, "none"):
+            val_ds = datasets.load(args.dataset, args.validation_split,
+                                   batch_size=args.batch_size, binarize=eval_binarize,
+                                   seed=args.seed, shuffle=False)
+        x_test = None
+        if is_chief:
+            x_test, _ = datasets.load_arrays(args.dataset, "test", binarize=eval_binarize,
+                                             seed=args.seed, take=args.eval_examples)
+    except UsageError:
+        raise
+    except Exception as error:  # missing files, no network, a broken tensorflow-datasets install
+        raise CommandError(f"cannot load dataset {args.dataset!r}: {type(error).__name__}: "
+                           f"{_one_line(error)}") from error
+    input_shape = tuple(int(d) for d in train_ds.element_spec.shape[1:])
+
+    spec = MODELS[args.model]
+    with strategy.scope():
+        keras.utils.set_random_seed(args.seed)  # the same weights whatever ran before
+        try:
+            model = spec.build(args, input_shape)
+        except (ValueError, TypeError) as error:
+            raise UsageError(f"cannot build {args.model}: {_one_line(error)}") from error
+        (spec.compile or _compile_single_optimizer)(model, args)
+
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.keras"
+    logs = out / "logs" if is_chief else out / "logs" / task
+    backup = out / "backup" if task is None else out / "backup" / task  # one per worker
+    throughput = _throughput_callback()
+    history_path = out / "history.json" if is_chief else out / f"history-{task}.json"
+    resumed_at = _backup_epoch(backup)
+    if resumed_at and is_chief:
+        print(f"{PROG}: resuming from {backup} at epoch {resumed_at + 1}", flush=True)
+    callbacks = [throughput,
+                 keras.callbacks.BackupAndRestore(backup_dir=str(backup)),
+                 tfvae_callbacks.EpochHistory(history_path),  # after BackupAndRestore
+                 tfvae_callbacks.StopOnNonFiniteLoss(checkpoint_hint=str(checkpoint))]
+    if is_chief:
+        callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), save_freq="epoch"))
+    tensorboard = _tensorboard_installed()
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(logs)))
+        if is_chief:
+            callbacks.append(tfvae_callbacks.ImageSummaries(logs / "images",
+                                                            x_test[:NUM_SUMMARY_EXAMPLES],
+                                                            num_samples=16, seed=args.seed))
+    elif is_chief:
+        print(f"{PROG}: warning: the tensorboard package is not installed, so no TensorBoard logs "
+              "are written (pip install tensorboard)", file=sys.stderr)
+    if args.kl_warmup:
+        callbacks.insert(0, tfvae_callbacks.KLWarmup(args.kl_warmup))
+
+    fit_start = time.time()
+    try:
+        history = model.fit(train_ds, epochs=args.epochs, validation_data=val_ds,
+                            callbacks=callbacks, verbose=verbose,
+                            shuffle=False)  # the dataset shuffles itself
+    except (tfvae_callbacks.NonFiniteLossError, ValueError, TypeError) as error:
+        raise CommandError(_one_line(error)) from error  # bad data: the model's one-line message
+    fit_seconds = time.time() - fit_start
+    if task is not None:  # BackupAndRestore removed backup/worker-I: drop an empty backup/
+        try:
+            backup.parent.rmdir()
+        except OSError:
+            pass
+    if not is_chief:
+        return 0
+
+    # ---- final artifacts (chief only)
+    from tfvae import evaluation
+
+    test = _density_figures(model, x_test, args.eval_samples, args.seed,
+                            binarized=eval_binarize is not None, verbose=verbose)
+    nll, active = test["nll"], evaluation.active_units(model, x_test)
+    model_path, saved_model = out / "model.keras", out / "saved_model"
+    samples_path, reconstructions_path = out / "samples.png", out / "reconstructions.png"
+    model.save(model_path)
+    model.export(str(saved_model))
+    plotting.save_image_grid(model.sample(NUM_IMAGE_SAMPLES, seed=args.seed), samples_path)
+    originals = x_test[:NUM_RECONSTRUCTIONS]
+    plotting.save_png(plotting.reconstruction_grid(originals, model.reconstruct(originals)),
+                      reconstructions_path)
+
+    # the whole run, resumed parts included (Keras' History has only this fit's epochs)
+    epochs = json.loads(history_path.read_text()) if history_path.exists() else {
+        name: [_scalar(v) for v in values] for name, values in history.history.items()}
+    final = {"train": {k: v[-1] for k, v in epochs.items() if not k.startswith("val_") and v},
+             "validation": {k[4:]: v[-1] for k, v in epochs.items() if k.startswith("val_") and v}}
+    examples = throughput.steps * args.batch_size
+    metrics = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "final": final,
+        "history": epochs,
+        "test": {"split": "test", **test, "binarize": eval_binarize or "none"},
+        "validation": {"split": args.validation_split or f"{args.train_split} (held out)",
+                       "num_examples": num_validation if num_validation else None},
+        "nll": nll,
+        "active_units": active,
+        "latent_dim": getattr(model, "latent_dim", None),
+        "num_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        "num_non_trainable_parameters": int(
+            sum(math.prod(w.shape) for w in model.non_trainable_weights)),
+        "num_replicas": int(strategy.num_replicas_in_sync),
+        "train_steps": throughput.steps,
+        "train_examples": examples,
+        "train_seconds": throughput.seconds,
+        "examples_per_s": examples / throughput.seconds if throughput.seconds > 0 else None,
+        "fit_seconds": fit_seconds,
+        "wall_time_s": time.time() - start,
+        "config": model.get_config(),
+        "args": {k: v for k, v in vars(args).items() if k != "handler"} | {"binarize": binarize},
+    }
+    metrics_path = out / "metrics.json"
+    _write_json(metrics_path, metrics)
+
+    nll_text = _nll_text(test)
+    rate = metrics["examples_per_s"]
+    print(f"tfvae: trained {args.model} on {args.dataset} for {args.epochs} "
+          f"epoch{'s' if args.epochs != 1 else ''} in "
+          f"{fit_seconds:.1f} s" + (f" ({rate:.0f} examples/s)" if rate else ""))
+    print(f"  test NLL         {nll_text} ({args.eval_samples} importance samples, "
+          f"{len(x_test)} test examples)")
+    print(f"  active units     {active}")
+    for label, path in (("model", model_path), ("saved model", saved_model),
+                        ("metrics", metrics_path), ("samples", samples_path),
+                        ("reconstructions", reconstructions_path), ("checkpoint", checkpoint)):
+        print(f"  {label:16s} {path}")
+    if tensorboard:
+        print(f"  {'tensorboard':16s} tensorboard --logdir {out / 'logs'}")
+    return 0
+
+
+def cmd_evaluate(args):
+    model = _load_model(args.run_dir)
+    recorded = _run_metadata(args.run_dir)
+    dataset = args.dataset or recorded.get("dataset")
+    if dataset is None:
+        raise UsageError(f"--dataset is required ({args.run_dir} has no metrics.json to read it "
+                         "from)")
+    _check_dataset(dataset)
+    binarize = args.binarize
+    if binarize is None:
+        binarize = "static" if recorded.get("binarize") in ("dynamic", "static") else "none"
+    from tfvae import datasets, evaluation
+
+    try:
+        x, _ = datasets.load_arrays(dataset, args.split, binarize=_binarize_arg(binarize),
+                                    seed=args.seed, take=args.examples)
+    except Exception as error:  # missing files, no network, a broken tensorflow-datasets install
+        raise CommandError(f"cannot load dataset {dataset!r}: {type(error).__name__}: "
+                           f"{_one_line(error)}") from error
+    if not getattr(model, "compiled", True):
+        model.compile()
+    figures = _density_figures(model, x, args.num_samples, args.seed,
+                               binarized=binarize != "none",
+                               verbose=1 if sys.stdout.isatty() else 2)
+    active = evaluation.active_units(model, x)
+    model_metrics = model.evaluate(x, batch_size=args.batch_size, verbose=0, return_dict=True)
+    result = {"run_dir": str(args.run_dir), "dataset": dataset, "split": args.split,
+              "binarize": binarize, "seed": args.seed, **figures, "active_units": active,
+              "metrics": {name: _scalar(value) for name, value in model_metrics.items()}}
+    path = Path(args.run_dir) / "evaluation.json"
+    _write_json(path, result)
+    print(f"tfvae: evaluated {args.run_dir} on {dataset}/{args.split} ({len(x)} examples)")
+    print(f"  NLL              {_nll_text(figures)} ({args.num_samples} importance samples)")
+    print(f"  active units     {active}")
+    for name, value in result["metrics"].items():
+        print(f"  {name:16s} {value:.4f}")
+    print(f"  written to       {path}")
+    return 0
+
+
+def cmd_sample(args):
+    model = _load_model(args.run_dir)
+    from tfvae import plotting
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        plotting.save_image_grid(model.sample(args.num, seed=args.seed), out)
+    except (OSError, ValueError) as error:  # e.g. an unknown image extension
+        raise CommandError(f"cannot write {out}: {_one_line(error)}") from error
+    print(f"tfvae: wrote {args.num} samples (seed {args.seed}) to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def version():
+    """The installed tfvae version, read without importing the package (and TensorFlow)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tfvae")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+_quiet_start = [False]  # set by main(): hide TensorFlow's start-up messages
+
+
+def import_tensorflow():
+    """Import TensorFlow; unless the user asked for its logs (--verbose, TF_CPP_MIN_LOG_LEVEL),
+    without its C++ start-up messages (cuInit errors on machines without a GPU, CPU feature
+    notes, absl's pre-initialization lines, which ignore TF_CPP_MIN_LOG_LEVEL): file
+    descriptor 2 points to /dev/null while TensorFlow loads. Python errors are not hidden:
+    they surface after stderr is restored."""
+    if "tensorflow" in sys.modules or not _quiet_start[0]:
+        import tensorflow
+        return tensorflow
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
+
+
+def main(argv=None):
+    """Run the `tfvae` command line `argv` (default: sys.argv[1:]); returns the exit status."""
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help and --version
+            return exit_.code if isinstance(exit_.code, int) else 0
+        _quiet_start[0] = not args.tensorflow_logs and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+        return args.handler(args)
+    except UsageError as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except CommandError as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
