@@ -266,3 +266,94 @@ def test_priors_sample_and_score():
         roll.distribution()
     with pytest.raises(ValueError, match="unknown prior"):
         distributions.get("banana", 2)
+
+
+# ------------------------------------------------------------------ adversarial objectives
+def np_softplus(x):
+    return np.logaddexp(0.0, np.asarray(x, np.float64))
+
+
+def test_discriminator_loss_is_the_binary_cross_entropy_of_real_1_and_fake_0():
+    # hand-computed: real logit 2, fake logit -1: log(1 + e^-2) + log(1 + e^-1)
+    value = objectives.discriminator_loss(tf.constant([2.0]), tf.constant([-1.0]))
+    expected = math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0))       # 0.44019...
+    np.testing.assert_allclose(value, [expected], rtol=0, atol=float32_tolerance(expected))
+    # the equilibrium D = 1/2 on both: 2 ln 2
+    np.testing.assert_allclose(objectives.discriminator_loss([0.0], [0.0]), [2 * math.log(2.0)],
+                               rtol=0, atol=float32_tolerance(2 * math.log(2.0)))
+    # against -[log σ(r) + log(1 - σ(f))] in float64, logits up to ±1e4 (no overflow, no log 0)
+    rng = np.random.RandomState(0)
+    real = np.concatenate([rng.randn(6) * 5, [1e4, -1e4, 80.0]]).astype("float32")
+    fake = np.concatenate([rng.randn(6) * 5, [-1e4, 1e4, -80.0]]).astype("float32")
+    r, f = tf.constant(real), tf.constant(fake)
+    with tf.GradientTape() as tape:
+        tape.watch([r, f])
+        loss = objectives.discriminator_loss(r, f)
+    expected = np_softplus(-real) + np_softplus(fake)
+    assert loss.shape == (9,)
+    np.testing.assert_allclose(loss, expected, rtol=0, atol=float32_tolerance(expected))
+    assert float(loss[7]) == pytest.approx(2e4, rel=1e-6) and 0.0 <= float(loss[6]) < 1e-30
+    grad_r, grad_f = tape.gradient(loss, [r, f])
+    # d/dr softplus(-r) = -σ(-r), d/df softplus(f) = σ(f), with σ(-x) = exp(-softplus(x))
+    np.testing.assert_allclose(grad_r, -np.exp(-np_softplus(real)), rtol=0, atol=float32_tolerance(1.0))
+    np.testing.assert_allclose(grad_f, np.exp(-np_softplus(-fake)), rtol=0, atol=float32_tolerance(1.0))
+
+
+def test_generator_loss_is_non_saturating():
+    fake = np.array([-10.0, -1.0, 0.0, 3.0, 1e4, -1e4], "float32")
+    f = tf.constant(fake)
+    with tf.GradientTape() as tape:
+        tape.watch(f)
+        loss = objectives.generator_loss(f)
+    expected = np_softplus(-fake)                                              # -log σ(f)
+    np.testing.assert_allclose(loss, expected, rtol=0, atol=float32_tolerance(expected))
+    np.testing.assert_allclose(loss[2], math.log(2.0), rtol=0, atol=float32_tolerance(1.0))
+    grad = np.asarray(tape.gradient(loss, f), np.float64)
+    np.testing.assert_allclose(grad, -np.exp(-np_softplus(fake)), rtol=0, atol=float32_tolerance(1.0))
+    # where D rejects the fake (f = -10) the gradient is -σ(10) ≈ -1; the saturating loss
+    # log(1 - σ(f)) would give -σ(f) = -σ(-10) ≈ -4.5e-5 there
+    assert grad[0] < -0.9999
+
+
+def test_categorical_cross_entropy_with_a_mask():
+    rng = np.random.RandomState(1)
+    logits = (rng.randn(5, 4) * 3).astype("float32")
+    labels = np.array([2, -1, 0, 3, -1])
+    mask = labels >= 0
+    lg = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(lg)
+        value = objectives.categorical_cross_entropy(labels, lg, mask)
+    lse = np.log(np.sum(np.exp(logits.astype(np.float64)), axis=1))
+    expected = np.where(mask, lse - logits[np.arange(5), np.maximum(labels, 0)], 0.0)
+    np.testing.assert_allclose(value, expected, rtol=0, atol=float32_tolerance(lse, logits))
+    grad = np.asarray(tape.gradient(value, lg))
+    assert np.all(grad[~mask] == 0)  # unlabelled rows contribute nothing
+    softmax = np.exp(logits - lse[:, None])
+    np.testing.assert_allclose(grad[mask], softmax[mask] - np.eye(4)[labels[mask]], rtol=0,
+                               atol=float32_tolerance(1.0))
+    # no mask: every example counts
+    everyone = objectives.categorical_cross_entropy(np.array([1, 1]), lg[:2])
+    np.testing.assert_allclose(everyone, lse[:2] - logits[:2, 1], rtol=0,
+                               atol=float32_tolerance(lse[:2], logits[:2]))
+
+
+def test_cluster_head_distance_penalty():
+    # by hand: distances 3, 4, 5 below η = 4.5 → (4.5 - 3) + (4.5 - 4) + 0 = 2.0
+    heads = tf.constant([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    np.testing.assert_allclose(objectives.cluster_head_distance_penalty(heads, 4.5), 2.0, rtol=0,
+                               atol=float32_tolerance(5.0))
+    # brute force over pairs i < j, in float64
+    rng = np.random.RandomState(2)
+    w = rng.randn(7, 3).astype("float32")
+    expected = sum(max(0.0, 2.0 - np.linalg.norm(w[i].astype(np.float64) - w[j]))
+                   for i in range(7) for j in range(i + 1, 7))
+    assert expected > 0.5  # some pairs are inside η, so the check is not vacuous
+    np.testing.assert_allclose(objectives.cluster_head_distance_penalty(w, 2.0), expected, rtol=0,
+                               atol=float32_tolerance(21 * 2.0))
+    # coinciding heads: the pair costs η, and the gradient stays finite (no 0/0 in the norm)
+    same = tf.Variable([[1.0, 1.0], [1.0, 1.0], [5.0, 1.0]])
+    with tf.GradientTape() as tape:
+        penalty = objectives.cluster_head_distance_penalty(same, 1.0)
+    assert float(penalty) == pytest.approx(1.0)
+    assert np.all(np.isfinite(tape.gradient(penalty, same)))

@@ -319,11 +319,12 @@ class SamplerPrior(Prior):
         return config
 
 
-def _serialize_distribution(distribution, path="distribution"):
+def _serialize_distribution(distribution, path=None):
     """A TFP distribution as plain JSON values: {"class_name": ..., "parameters": {...}}."""
     name = type(distribution).__name__
+    path = name if path is None else f"{path}={name}"
     if getattr(tfd, name, None) is not type(distribution):
-        raise ValueError(f"cannot save {path}: {name} is not a tfp.distributions class.")
+        raise ValueError(f"cannot save the prior {path}: {name} is not a tfp.distributions class.")
     return {"class_name": name,
             "parameters": {key: _serialize_value(value, f"{path}.{key}")
                            for key, value in distribution.parameters.items()}}
@@ -342,8 +343,9 @@ def _serialize_value(value, path):
             isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable)):
         array = np.asarray(value)
         return {"__array__": array.tolist(), "dtype": array.dtype.name}
-    raise ValueError(f"cannot save {path}: a {type(value).__name__} is not a number, string, dtype, "
-                     "array or tfp distribution. Use a SamplerPrior or a Prior subclass instead.")
+    raise ValueError(f"cannot save the prior {path}: a {type(value).__name__} is not a number, "
+                     "string, dtype, array or tfp distribution. Use a SamplerPrior or a Prior "
+                     "subclass instead.")
 
 
 def _deserialize_distribution(config):

@@ -482,8 +482,8 @@ class GenerativeModel(keras.Model):
         if x is not None:
             checks.append(tf.debugging.Assert(
                 tf.equal(tf.shape(x)[0], tf.shape(y)[0]),
-                [f"{model}: expected {name} with one label per example of x; got", tf.shape(y)[0],
-                 "labels for", tf.shape(x)[0], "examples"]))
+                [f"{model}: expected {name} with one label per example of x; got (labels, "
+                 "examples) =", tf.stack([tf.shape(y)[0], tf.shape(x)[0]])]))
         with tf.control_dependencies(checks):
             return tf.identity(y)
 
