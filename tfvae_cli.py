@@ -49,60 +49,68 @@ class CommandError(Exception):
 # --------------------------------------------------------------------------- model registry
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """One entry of `MODELS`: how `tfvae train MODEL` builds an uncompiled model.
+    """One entry of `MODELS`: how `tfvae train MODEL` builds and compiles a model.
 
-    `build(args, input_shape)` gets the parsed `train` arguments and the shape of one example,
-    and returns the model; `compile(model, args)` compiles it (inside the strategy scope).
+    The model is `tfvae.<class_name>(input_shape=..., encoder=..., decoder=..., seed=--seed,
+    **{option: value})`, with one keyword argument per name in `options` (a `train` option's
+    destination: `latent_dim`, `prior`, ...) whose value was given or has a default. Options of
+    other families (`MODEL_OPTIONS`) given on the command line are refused. `labels` is None
+    (trains on images) or "partial" (trains on (image, label) pairs, all but --labelled of them
+    marked unlabelled with -1). Every model compiles with Adam(--learning-rate), which
+    adversarial models copy for their extra optimizers.
     """
 
     description: str
-    build: Callable
-    compile: Callable = None
+    class_name: str
+    options: tuple = ()
+    labels: str = None
 
-
-def _networks(args):
-    """(encoder, decoder) bodies from --network, --hidden and --activation."""
-    from tfvae import networks
-
-    if args.network == "conv":
-        return (networks.conv_encoder(dense_units=args.hidden[-1], activation=args.activation),
-                networks.conv_decoder(dense_units=args.hidden[-1], activation=args.activation))
-    return (networks.mlp(list(args.hidden), activation=args.activation),
-            networks.mlp(list(args.hidden), activation=args.activation))
-
-
-def _vae_family(class_name):
-    """A builder for `tfvae.VAE` and its subclasses (same constructor)."""
-
-    def build(args, input_shape):
+    def build(self, args, input_shape):
         import tfvae
 
-        encoder, decoder = _networks(args)
-        kwargs = dict(input_shape=input_shape, latent_dim=args.latent_dim, encoder=encoder,
-                      decoder=decoder, likelihood=args.likelihood, prior=args.prior,
-                      beta=args.beta, seed=args.seed)
-        if args.num_samples is not None:
-            kwargs["num_samples"] = args.num_samples
-        return getattr(tfvae, class_name)(**kwargs)
+        from tfvae import networks
 
-    return build
+        if args.network == "conv":
+            encoder = networks.conv_encoder(dense_units=args.hidden[-1], activation=args.activation)
+            decoder = networks.conv_decoder(dense_units=args.hidden[-1], activation=args.activation)
+        else:
+            encoder = networks.mlp(list(args.hidden), activation=args.activation)
+            decoder = networks.mlp(list(args.hidden), activation=args.activation)
+        kwargs = {name: getattr(args, name) for name in self.options
+                  if getattr(args, name, None) is not None}
+        return getattr(tfvae, self.class_name)(input_shape=input_shape, encoder=encoder,
+                                               decoder=decoder, seed=args.seed, **kwargs)
+
+    def compile(self, model, args):
+        import keras
+
+        model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                      jit_compile=True if args.jit_compile else "auto",
+                      steps_per_execution=args.steps_per_execution)
 
 
-def _compile_single_optimizer(model, args):
-    import keras
-
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
-                  jit_compile=True if args.jit_compile else "auto",
-                  steps_per_execution=args.steps_per_execution)
-
+_VAE_OPTIONS = ("latent_dim", "likelihood", "prior", "beta", "num_samples")
 
 #: `tfvae train MODEL`: name -> ModelSpec. A new family adds one entry.
 MODELS = {
-    "vae": ModelSpec("variational autoencoder (Kingma & Welling 2013)", _vae_family("VAE"),
-                     _compile_single_optimizer),
-    "iwae": ModelSpec("importance-weighted autoencoder (Burda et al. 2016)", _vae_family("IWAE"),
-                      _compile_single_optimizer),
+    "vae": ModelSpec("variational autoencoder (Kingma & Welling 2013)", "VAE", _VAE_OPTIONS),
+    "iwae": ModelSpec("importance-weighted autoencoder (Burda et al. 2016)", "IWAE",
+                      _VAE_OPTIONS),
+    "aae": ModelSpec("adversarial autoencoder (Makhzani et al. 2016)", "AdversarialAutoencoder",
+                     ("latent_dim", "likelihood", "prior", "posterior")),
 }
+
+#: Options that only some families take: given for another family, they are refused.
+MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup")
+
+
+def _check_model_options(spec, args):
+    """UsageError for an option given on the command line that `spec`'s family does not take."""
+    for name in MODEL_OPTIONS:
+        if getattr(args, name, None) and name not in spec.options + (
+                ("kl_warmup",) if "beta" in spec.options else ()):
+            raise UsageError(f"--{name.replace('_', '-')} does not apply to {args.model} "
+                             f"({spec.description})")
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -234,14 +242,18 @@ def build_parser():
     model.add_argument("--num-samples", type=_positive_int, default=None, metavar="K",
                        help="samples per example in the training objective: L for vae, k for "
                             "iwae (default: the model's own, 1 for vae and 5 for iwae)")
-    model.add_argument("--beta", type=_non_negative_float, default=1.0, metavar="B",
-                       help="weight of the KL term (beta-VAE) (default: %(default)s)")
+    model.add_argument("--beta", type=_non_negative_float, default=None, metavar="B",
+                       help="weight of the KL term (beta-VAE; vae, iwae) (default: 1.0)")
+    model.add_argument("--posterior", choices=("deterministic", "gaussian", "universal"),
+                       default=None,
+                       help="q(z|x) of the aae: deterministic, gaussian (reparameterized) or "
+                            "universal (noise as an extra encoder input) (default: deterministic)")
     model.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                        help="decoder observation model (default: %(default)s)")
     model.add_argument("--prior", default="standard_normal", metavar="NAME",
                        help="latent prior from tfvae.distributions, e.g. standard_normal, "
-                            "mixture_of_gaussians, learnable_gaussian, learnable_mixture "
-                            "(default: %(default)s)")
+                            "mixture_of_gaussians, learnable_gaussian, learnable_mixture; the "
+                            "aae also takes swiss_roll (2-D) (default: %(default)s)")
     model.add_argument("--network", choices=NETWORKS, default="mlp",
                        help="encoder and decoder bodies; conv uses the last --hidden value as its "
                             "dense layer (default: %(default)s)")
@@ -435,6 +447,18 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
     return figures
 
 
+def _prior_mismatch(model, x, seed):
+    """MMD² between the codes of `x` and as many prior samples (`evaluation.prior_mismatch`), for
+    a model whose codes live in its prior's space (`latent_prior`); None otherwise."""
+    prior = getattr(model, "latent_prior", None)
+    if prior is None:
+        return None
+    from tfvae import distributions, evaluation
+
+    samples = prior.sample(len(x), seed=distributions.stateless_seed(seed))
+    return evaluation.prior_mismatch(evaluation.codes(model, x), samples)
+
+
 def _nll_text(figures):
     if figures["nll"] is None:
         return "n/a (the model has no density)"
@@ -521,6 +545,7 @@ def _throughput_callback():
 # --------------------------------------------------------------------------- commands
 def cmd_train(args):
     start = time.time()
+    _check_model_options(MODELS[args.model], args)
     strategy = make_strategy(args.strategy)  # first: before any other TensorFlow op
     import keras
 
@@ -573,7 +598,7 @@ def cmd_train(args):
             model = spec.build(args, input_shape)
         except (ValueError, TypeError) as error:
             raise UsageError(f"cannot build {args.model}: {_one_line(error)}") from error
-        (spec.compile or _compile_single_optimizer)(model, args)
+        spec.compile(model, args)
 
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.keras"
@@ -625,6 +650,7 @@ def cmd_train(args):
     test = _density_figures(model, x_test, args.eval_samples, args.seed,
                             binarized=eval_binarize is not None, verbose=verbose)
     nll, active = test["nll"], evaluation.active_units(model, x_test)
+    mismatch = _prior_mismatch(model, x_test, args.seed)
     model_path, saved_model = out / "model.keras", out / "saved_model"
     samples_path, reconstructions_path = out / "samples.png", out / "reconstructions.png"
     model.save(model_path)
@@ -650,6 +676,7 @@ def cmd_train(args):
                        "num_examples": num_validation if num_validation else None},
         "nll": nll,
         "active_units": active,
+        "prior_mismatch": mismatch,
         "latent_dim": getattr(model, "latent_dim", None),
         "num_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         "num_non_trainable_parameters": int(
@@ -672,9 +699,12 @@ def cmd_train(args):
     print(f"tfvae: trained {args.model} on {args.dataset} for {args.epochs} "
           f"epoch{'s' if args.epochs != 1 else ''} in "
           f"{fit_seconds:.1f} s" + (f" ({rate:.0f} examples/s)" if rate else ""))
-    print(f"  test NLL         {nll_text} ({args.eval_samples} importance samples, "
-          f"{len(x_test)} test examples)")
+    print(f"  test NLL         {nll_text}" + ("" if nll is None else
+          f" ({args.eval_samples} importance samples, {len(x_test)} test examples)"))
     print(f"  active units     {active}")
+    if mismatch is not None:
+        print(f"  prior mismatch   {mismatch:.4g} (MMD² of the test codes against prior samples; "
+              "0 when q(z) matches p(z))")
     for label, path in (("model", model_path), ("saved model", saved_model),
                         ("metrics", metrics_path), ("samples", samples_path),
                         ("reconstructions", reconstructions_path), ("checkpoint", checkpoint)):

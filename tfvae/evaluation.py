@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfvae.models.base import log_likelihood_progbar
 
-__all__ = ["log_likelihood", "unit_activity", "active_units", "bits_per_dim",
+__all__ = ["log_likelihood", "codes", "unit_activity", "active_units", "bits_per_dim",
            "parzen_log_likelihood", "ParzenResult", "PARZEN_BANDWIDTHS", "classification_error",
            "clustering_error", "prior_mismatch", "median_bandwidth"]
 
@@ -48,10 +48,15 @@ def log_likelihood(model, data, num_samples=5000, *, batch_size=100, chunk_size=
     return np.concatenate(values)
 
 
+def codes(model, data, *, batch_size=500):
+    """`model.encode` of every example of `data` (an array or a Dataset), as one numpy array."""
+    return np.concatenate([np.asarray(model.encode(batch)) for batch in _batches(data, batch_size)])
+
+
 def unit_activity(model, data, *, batch_size=500):
     """Cov_x(E_q[u]) for each latent unit u: the variance over the data of the posterior mean."""
-    codes = np.concatenate([np.asarray(model.encode(batch)) for batch in _batches(data, batch_size)])
-    return codes.reshape(len(codes), -1).var(axis=0)
+    values = codes(model, data, batch_size=batch_size)
+    return values.reshape(len(values), -1).var(axis=0)
 
 
 def active_units(model, data, threshold=1e-2, *, batch_size=500):
