@@ -411,3 +411,27 @@ def test_readme_documents_the_run_directory_files():
     for name in ("evaluation.json", "history.json", "metrics.json", "--validation-fraction",
                  "--eval-samples"):
         assert name in readme, name
+
+
+def test_adversarial_autoencoder_trains_and_reports_its_prior_mismatch(tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "aae", "--epochs", "1", "--out", out,
+                                     "--posterior", "gaussian", "--prior", "mixture_of_gaussians",
+                                     "--verbose", "0"] + TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert metrics["nll"] is None and "no density" in metrics["test"]["meaning"]
+    assert math.isfinite(metrics["prior_mismatch"]) and "prior mismatch" in stdout
+    assert {"discriminator_loss", "generator_loss", "val_discriminator_accuracy"} <= set(
+        metrics["history"])
+    assert "log_likelihood" not in __import__("tensorflow").saved_model.load(
+        str(out / "saved_model")).signatures
+
+
+@pytest.mark.parametrize("model, option", [("aae", ["--beta", "2"]), ("aae", ["--kl-warmup", "3"]),
+                                           ("vae", ["--posterior", "gaussian"])])
+def test_options_of_another_family_exit_2(tmp_path, model, option):
+    code, out, err = run_main(["train", model, "--epochs", "1", "--out", tmp_path / "run"]
+                              + TINY + option)
+    assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
+    assert not (tmp_path / "run").exists()
