@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -382,6 +383,14 @@ def report(results):
     return "\n".join(md)
 
 
+def other_scripts_sections(text):
+    """The '## ... (benchmarks/<script>.py)' sections of an existing report: written by the other
+    benchmark scripts (e.g. aae_mnist.py), kept when this script rewrites the report."""
+    sections = re.split(r"(?m)^(?=## )", text)
+    title = re.compile(r"## .*\(benchmarks/(?!run\.py\))[\w.]+\.py\)\s*$")
+    return [s.rstrip() for s in sections if s.startswith("## ") and title.match(s.splitlines()[0])]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
@@ -428,7 +437,8 @@ def main(argv=None):
     results["total_s"] = time.perf_counter() - start
     md = report(results)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(md + "\n")
+    kept = other_scripts_sections(a.out.read_text()) if a.out.exists() else []
+    a.out.write_text("\n\n".join([md] + kept) + "\n")
     a.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n" + md + f"\n\nwrote {a.out} and {a.out.with_suffix('.json')}")
     return 0

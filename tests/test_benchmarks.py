@@ -1,10 +1,13 @@
-"""The benchmark report's arithmetic: which figures it compares and when a target passes."""
+"""The benchmark reports' arithmetic: which figures run.py compares and when a target passes;
+how aae_mnist.py writes its section and clusters; its priors part end to end at smoke sizes."""
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import aae_mnist  # noqa: E402  (numpy only at import: TensorFlow loads inside its parts)
 import run  # noqa: E402
 
 
@@ -52,3 +55,66 @@ def test_evaluation_target_and_failed_runs():
     rows = {name: ok for name, _, ok in run.targets(broken)}
     assert rows["every measurement ran"] is False
     assert not any("PyTorch" in name for name in rows)
+
+
+# ----------------------------------------------------------------------------- aae_mnist.py
+AAE_TITLE = aae_mnist.SECTION_TITLE
+
+
+def test_aae_section_replaces_its_own_and_keeps_the_others():
+    old = ("# tfvae benchmark results\n\nintro\n\n## CPU\n\ncpu table\n\n### sub\n\nx\n\n"
+           f"## {AAE_TITLE}\n\nold numbers\n\n### (a) Priors\n\nold table\n\n## Later\n\nkept\n")
+    body = f"## {AAE_TITLE}\n\nnew numbers\n"
+    new = aae_mnist.replace_section(old, AAE_TITLE, body)
+    assert "new numbers" in new and "old numbers" not in new and "old table" not in new
+    assert new.index("## CPU") < new.index("new numbers") < new.index("## Later")
+    assert "### sub\n\nx" in new and "kept" in new
+    appended = aae_mnist.replace_section("# title\n\n## CPU\n\nrows\n", AAE_TITLE, body)
+    assert appended == f"# title\n\n## CPU\n\nrows\n\n## {AAE_TITLE}\n\nnew numbers\n"
+    assert aae_mnist.replace_section("", AAE_TITLE, body) == body
+
+
+def test_run_py_keeps_the_sections_other_scripts_wrote():
+    text = ("# tfvae benchmark results\n\n## Machine\n\nm\n\n## CPU\n\nc\n\n"
+            f"## {AAE_TITLE}\n\naae\n\n### (e) Training speed\n\ne\n")
+    assert run.other_scripts_sections(text) == [f"## {AAE_TITLE}\n\naae\n\n### (e) Training speed\n\ne"]
+    assert run.other_scripts_sections("## CPU (benchmarks/run.py)\n\nc\n") == []
+
+
+def test_kmeans_finds_separated_clusters_and_parts_parse():
+    rng = np.random.default_rng(0)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    labels = np.repeat(np.arange(3), 50)
+    x = centers[labels] + 0.1 * rng.normal(size=(150, 2))
+    found, inertia = aae_mnist.kmeans(x, 3, restarts=2, seed=0)
+    ids = aae_mnist.kmeans_assign(x, found)
+    assert len(np.unique(ids)) == 3 and all(len(np.unique(ids[labels == c])) == 1 for c in range(3))
+    assert inertia == pytest.approx(np.sum((x - found[ids]) ** 2))
+    assert aae_mnist.parse_parts(None) == list("abcde")
+    assert aae_mnist.parse_parts(["d,a"]) == ["a", "d"] and aae_mnist.parse_parts(["e", "b"]) == ["b", "e"]
+    with pytest.raises(ValueError, match="unknown part"):
+        aae_mnist.parse_parts(["az"])
+
+
+@pytest.mark.slow
+def test_aae_benchmark_smoke_part_a(tmp_path):
+    """The priors part end to end on real MNIST at smoke sizes (about 30 s on 2 cores)."""
+    import json
+    import subprocess
+
+    if not (aae_mnist.DEFAULT_DATA / "train5k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found in {aae_mnist.DEFAULT_DATA} (../shared/data beside the repo)")
+    proc = subprocess.run([sys.executable, str(Path(aae_mnist.__file__)), "--smoke", "--parts", "a",
+                           "--out-dir", str(tmp_path), "--hidden", "64", "64"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "aae_mnist_results.json").read_text())
+    rows = results["parts"]["a"]["rows"]
+    assert [r["prior"] for r in rows] == ["standard_normal", "mixture_of_gaussians", "swiss_roll"]
+    assert all(np.isfinite(r["mmd2"][k]) for r in rows for k in ("aae", "vae_draw", "null"))
+    assert rows[2]["vae_prior"] == "N(0, I)" and rows[2]["vae_note"]
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith(f"## {AAE_TITLE}") and "SMOKE MODE" in md and "| swiss roll |" in md
+    for row in rows:
+        assert (tmp_path / row["figure"]).stat().st_size > 10_000
+    assert proc.stdout.count("CLAIM") == 3

@@ -110,6 +110,30 @@ def test_one_step_on_two_replicas_equals_one_step_on_one(mirrored_results):
                                           abs=float32_tolerance(result["max_example_loss"]))
 
 
+@pytest.mark.slow
+def test_labelled_phase_on_two_replicas(mirrored_results):
+    """The semi-supervised AAE's labelled phase (`TrainingPhase.count_fn`, base.py) under
+    MirroredStrategy: with labels split 3 + 1 over the replicas, one step equals one step on one
+    device (the loss averages over the 4 labelled examples of the global batch); a batch with no
+    label on any replica leaves the weights and the optimizer's velocity and iterations as they
+    were (the update is computed and undone by selection, since `apply_gradients` cannot run in
+    a tf.cond there); labels on one replica only update both copies alike."""
+    result = scenario(mirrored_results, "phase-skip")
+    assert result["num_replicas"] == 2
+    assert result["iterations_after_labelled_step"] == [1, 1]
+    tolerance = float32_tolerance(result["max_weight"], result["update_terms"])
+    assert result["max_update"] > 1e-2 > 1000 * tolerance, result
+    assert result["max_difference"] <= tolerance, result
+    # the label-free step: the other phases stepped, the labelled one changed nothing
+    assert result["iterations"] == {"optimizer": 2, "discriminator_optimizer": 2,
+                                    "generator_optimizer": 2, "classifier_optimizer": 1}
+    assert result["velocity_moved"]  # without the skip, momentum would have moved the encoder
+    assert result["optimizer_state_unchanged"] and result["weights_unchanged"], result
+    assert result["replica_copies_equal_after_skip"]
+    assert result["one_replica_labelled"] == {"iterations": 2, "weights_moved": True,
+                                              "replica_copies_equal": True}
+
+
 def wait_for_workers(procs, grace_s=30):
     """Return codes of all workers ("timeout" for one still running at the deadline). Once one
     worker fails, the others (likely blocked in a collective) get `grace_s`, not TIMEOUT_S."""

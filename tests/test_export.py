@@ -19,7 +19,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 import tfvae
 from conftest import float32_tolerance, mlp_partial_sums
-from scripts._common import FAMILIES
+from scripts._common import FAMILIES, code_size_kwargs
 from tfvae import export as export_lib
 
 LATENT = 4
@@ -36,7 +36,7 @@ FAMILY_NAMES = [name.lower() for name in FAMILIES]
 
 
 def small(cls, **kwargs):
-    return cls(input_shape=SHAPE, latent_dim=LATENT, encoder=tfvae.networks.mlp([32]),
+    return cls(input_shape=SHAPE, **code_size_kwargs(cls, LATENT), encoder=tfvae.networks.mlp([32]),
                decoder=tfvae.networks.mlp([32]), seed=0, **kwargs)
 
 
@@ -111,11 +111,17 @@ CLEAN_LOADER = textwrap.dedent('''
     out = {}
     for i, path in enumerate(paths):
         sigs = tf.saved_model.load(path).signatures
+        # decode inputs beside z (e.g. the semi-supervised AAE's classes y): values in [0, 1)
+        decode_inputs = {key: tf.constant(np.random.RandomState(0).rand(
+                             int(z.shape[0]), *spec.shape.as_list()[1:]), spec.dtype)
+                         for key, spec in sigs["decode"].structured_input_signature[1].items()
+                         if key != "z"}
         results = {
             "signatures": np.array(sorted(sigs)),
             "encode": sigs["encode"](x=x),
             "serving_default": sigs["serving_default"](x=x),
-            "decode": sigs["decode"](z=z),
+            "decode": sigs["decode"](z=z, **decode_inputs),
+            "decode_inputs": decode_inputs,
             "reconstruct": sigs["reconstruct"](x=x, seed=seed(1, 2)),
             "reconstruct_again": sigs["reconstruct"](x=x, seed=seed(1, 2)),
             "reconstruct_other": sigs["reconstruct"](x=x, seed=seed(3, 2)),
@@ -164,7 +170,11 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
     out = clean_outputs[name]
     # a model without a density (has_density = False) has no log_likelihood endpoint
     endpoints = [e for e in ENDPOINTS if e != "log_likelihood" or model.has_density]
-    assert set(out["signatures"]) == set(endpoints) | {"serving_default"}
+    # a model may add endpoints of its own (e.g. classify and cluster)
+    names = (set(model.serving_endpoints()) if hasattr(model, "serving_endpoints")
+             else set(endpoints))
+    assert set(endpoints) <= names
+    assert set(out["signatures"]) == names | {"serving_default"}
     x, x_big, z = inputs["x"], inputs["x_big"], inputs["z"]
 
     # encode gives the posterior's parameters where the model has them, else its codes
@@ -176,8 +186,13 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
         np.testing.assert_allclose(out[f"encode/{key}"], value, rtol=0, atol=encoder_tolerance)
         # serving_default is encode
         np.testing.assert_array_equal(out[f"serving_default/{key}"], out[f"encode/{key}"])
-    np.testing.assert_allclose(out["decode/x_mean"], model.decode(z), rtol=0,
-                               atol=decoder_tolerance(model, z))
+    # decode's other inputs, if any (the classes y of the semi-supervised AAE), and what the
+    # decoder then takes (`decoder_input`: [y, z] there)
+    extras = {key.split("/", 1)[1]: value for key, value in out.items()
+              if key.startswith("decode_inputs/")}
+    decoder_codes = model.decoder_input(z, **extras) if extras else z
+    np.testing.assert_allclose(out["decode/x_mean"], model.decode(z, **extras), rtol=0,
+                               atol=decoder_tolerance(model, decoder_codes))
     # the codes of the seeded draws are bounded by the partial sums over many such draws
     posterior_codes = model.posterior(x).sample(200, seed=(0, 0))
     np.testing.assert_allclose(out["reconstruct/reconstruction"], model.reconstruct(x, seed=(1, 2)),

@@ -10,14 +10,15 @@ import tensorflow_probability as tfp
 
 import tfvae
 from conftest import float32_tolerance, mlp_partial_sums
-from scripts._common import FAMILIES
+from scripts._common import FAMILIES, code_size_kwargs
 
 tfd = tfp.distributions
 
 
 def small(cls=tfvae.VAE, **kwargs):
     kwargs.setdefault("input_shape", (28, 28, 1))
-    kwargs.setdefault("latent_dim", 4)
+    for key, value in code_size_kwargs(cls, 4).items():  # latent_dim, or the family's name for it
+        kwargs.setdefault(key, value)
     kwargs.setdefault("encoder", tfvae.networks.mlp([32]))
     kwargs.setdefault("decoder", tfvae.networks.mlp([32]))
     kwargs.setdefault("seed", 0)

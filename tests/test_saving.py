@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from scripts._common import FAMILIES
+from scripts._common import FAMILIES, code_size_kwargs
 
 SHAPE = (28, 28, 1)
 
@@ -30,7 +30,7 @@ CASES = {
 
 def make(case, weights_from=None):
     cls, kwargs = CASES[case]
-    model = cls(input_shape=SHAPE, latent_dim=4, encoder=tfvae.networks.mlp([32]),
+    model = cls(input_shape=SHAPE, **code_size_kwargs(cls, 4), encoder=tfvae.networks.mlp([32]),
                 decoder=tfvae.networks.mlp([32]), seed=0, **kwargs)
     if weights_from is not None:  # `seed` seeds the training noise, not the initializers
         model.set_weights(weights_from.get_weights())

@@ -38,7 +38,21 @@ FAMILIES = {
     "IWAE": {"num_samples": 3},
     # the gaussian posterior: its reconstruct(x, seed) draws, as the shared export tests expect
     "AdversarialAutoencoder": {"posterior": "gaussian"},
+    # reconstruct(x, seed) draws the class from q(y|x); fit(x) alone: unsupervised clustering
+    "SemiSupervisedAAE": {"num_classes": 3},
+    "DimensionalityReductionAAE": {"num_clusters": 3},
 }
+
+#: The constructor argument that sizes a family's code, where it is not `latent_dim` (the
+#: shared tests build every family with a code of the same size through `code_size_kwargs`).
+CODE_SIZE_ARGUMENT = {"SemiSupervisedAAE": "style_dim"}
+
+
+def code_size_kwargs(cls, latent_dim):
+    """{argument: latent_dim} for the model class (or class name) `cls`: `style_dim` for the
+    semi-supervised AAE, whose code is a class and a style, `latent_dim` for the others."""
+    name = cls if isinstance(cls, str) else cls.__name__
+    return {CODE_SIZE_ARGUMENT.get(name, "latent_dim"): latent_dim}
 
 
 def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
@@ -50,7 +64,7 @@ def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
         cls = getattr(tfvae, cls_name)
     else:
         cls = cls_name
-    return cls(input_shape=(28, 28, 1), latent_dim=latent_dim,
+    return cls(input_shape=(28, 28, 1), **code_size_kwargs(cls, latent_dim),
                encoder=tfvae.networks.mlp([hidden], activation="tanh"),
                decoder=tfvae.networks.mlp([hidden], activation="tanh"), seed=seed, **kwargs)
 

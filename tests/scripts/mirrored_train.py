@@ -1,6 +1,6 @@
 """Multi-replica scenarios on two logical CPU devices, run as a subprocess by tests/test_distribute.py.
 
-    python mirrored_train.py --out result.json [--scenarios fit-VAE fit-IWAE global-batch]
+    python mirrored_train.py --out result.json [--scenarios fit-VAE fit-IWAE global-batch phase-skip]
 
 The logical devices must be configured before the first TensorFlow op of the process, which is
 why this runs in its own process. Each scenario runs in a try block and records either its
@@ -45,6 +45,16 @@ class DeterministicVAE(tfvae.VAE):
         return loss, {"loss": loss}
 
 
+def mirrored_strategy():
+    """A MirroredStrategy on the two logical CPUs with collective keys of its own. Every
+    MirroredStrategy of a process numbers its all-reduces from the same keys, and the runtime
+    keeps the shape a key was first used with: a second strategy whose all-reduces differ in
+    shape (another family's gradients) fails with "Shape mismatch in the collective instance".
+    `_collective_key_base` (TensorFlow: "only set this in tests") gives each its own group."""
+    tf.distribute.MirroredStrategy._collective_key_base += 1000
+    return tf.distribute.MirroredStrategy(DEVICES)
+
+
 def replica_copies_equal(model):
     """Whether every variable is mirrored on both devices, with identical copies."""
     for variable in model.trainable_variables:
@@ -58,7 +68,7 @@ def replica_copies_equal(model):
 
 
 def scenario_fit(model_name, x, epochs=4):
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    strategy = mirrored_strategy()
     with strategy.scope():
         keras.utils.set_random_seed(0)
         model = _common.tiny_model(model_name, seed=0)
@@ -100,7 +110,7 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
     initial = single.get_weights()
     initial_trainable = [np.asarray(w) for w in single.trainable_weights]
 
-    strategy = tf.distribute.MirroredStrategy(DEVICES)
+    strategy = mirrored_strategy()
     with strategy.scope():
         mirrored = _common.tiny_model(DeterministicVAE, seed=1)
         mirrored.compile(optimizer=keras.optimizers.SGD(learning_rate))
@@ -126,13 +136,118 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
     }
 
 
+def optimizer_state(optimizer):
+    return [np.asarray(v) for v in optimizer.variables]
+
+
+def scenario_phase_skip(x, labels, learning_rate=0.5):
+    """The semi-supervised AAE's labelled phase (a `TrainingPhase` with a `count_fn`) on two
+    replicas. Only that phase moves weights (the others have SGD(0)); its optimizer is SGD with
+    momentum, so it has a slot (the velocity) that a label-free step must leave alone.
+
+    Step 1, labels on both replicas but unequally (rows 0-2 and 9 of a 16-example batch: the
+    replicas take rows 0-7 and 8-15): the update must equal one step on one device, which
+    averages over the 4 labelled examples (averaging per replica would weight row 9 three
+    times as much). Step 2, no label on any replica: nothing may change, neither the weights
+    nor the optimizer's velocity and iterations. Step 3, labels on one replica only: the phase
+    runs on both (it must: a replica that skipped would leave its copy behind)."""
+    x = x[:16]
+    partial = np.full(16, -1, "int64")
+    partial[[0, 1, 2, 9]] = labels[[0, 1, 2, 9]] % _common.FAMILIES["SemiSupervisedAAE"]["num_classes"]
+    unlabelled = np.full(16, -1, "int64")
+
+    def build(seed):
+        model = _common.tiny_model("SemiSupervisedAAE", seed=seed)
+        model.compile(optimizer=keras.optimizers.SGD(0.0),
+                      discriminator_optimizer=keras.optimizers.SGD(0.0),
+                      generator_optimizer=keras.optimizers.SGD(0.0),
+                      classifier_optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9))
+        return model
+
+    keras.utils.set_random_seed(0)
+    single = build(0)
+    initial = single.get_weights()
+    initial_trainable = [np.asarray(w) for w in single.trainable_weights]
+    strategy = mirrored_strategy()
+    with strategy.scope():
+        mirrored = build(1)
+    mirrored.set_weights(initial)
+
+    # the tolerance's magnitudes: lr/4 · Σ_i |∂CE_i/∂w| over the 4 labelled examples
+    sums = [np.zeros(w.shape) for w in single.encoder.trainable_weights]
+    for i in (0, 1, 2, 9):
+        with tf.GradientTape() as tape:
+            loss, _ = single.classification_losses(tf.constant(x[i:i + 1]),
+                                                   tf.constant(partial[i:i + 1], tf.int32))
+        for total, grad in zip(sums, tape.gradient(loss, single.encoder.trainable_weights)):
+            total += np.abs(np.asarray(grad, np.float64))
+
+    for model in (single, mirrored):
+        model.fit(x, partial, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    single_weights = [np.asarray(w) for w in single.trainable_weights]
+    mirrored_weights = [np.asarray(w) for w in mirrored.trainable_weights]
+    classifier = mirrored.get_optimizer("classifier_optimizer")
+    iterations_after_labelled_step = [
+        int(single.get_optimizer("classifier_optimizer").iterations.numpy()),
+        int(classifier.iterations.numpy())]
+    velocity_moved = any(np.any(np.asarray(m) != 0) for m in classifier.momentums)
+    before_state = optimizer_state(classifier)
+    before_weights = [np.asarray(w) for w in mirrored.weights if "seed_generator" not in w.path]
+
+    mirrored.fit(x, unlabelled, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    after_state = optimizer_state(classifier)
+    after_weights = [np.asarray(w) for w in mirrored.weights if "seed_generator" not in w.path]
+    copies_equal_after_skip = replica_copies_equal(mirrored) and all(
+        replica_copies_equal_variables(classifier.variables))
+    iterations_after_skip = {name: int(mirrored.get_optimizer(name).iterations.numpy())
+                             for name in mirrored.optimizer_names}
+
+    # step 3, labels on one replica only (rows 0-2): the other replica's count is 0, but the
+    # phase runs on both (the count is all-reduced), so the mirrored copies stay identical
+    one_replica = np.where(np.arange(16) < 3, partial, -1)
+    mirrored.fit(x, one_replica, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    third_weights = [np.asarray(w) for w in mirrored.weights if "seed_generator" not in w.path]
+    return {
+        "num_replicas": strategy.num_replicas_in_sync,
+        "max_update": max(float(np.max(np.abs(a - b)))
+                          for a, b in zip(single_weights, initial_trainable)),
+        "max_difference": max(float(np.max(np.abs(a - b)))
+                              for a, b in zip(single_weights, mirrored_weights)),
+        "max_weight": max(float(np.max(np.abs(w))) for w in initial_trainable + single_weights),
+        "update_terms": learning_rate / 4 * max(float(np.max(s)) for s in sums),
+        "iterations_after_labelled_step": iterations_after_labelled_step,
+        "iterations": iterations_after_skip,
+        "velocity_moved": velocity_moved,
+        "optimizer_state_unchanged": all(np.array_equal(a, b)
+                                         for a, b in zip(before_state, after_state)),
+        "weights_unchanged": all(np.array_equal(a, b) for a, b in zip(before_weights, after_weights)),
+        "replica_copies_equal_after_skip": copies_equal_after_skip,
+        "one_replica_labelled": {
+            "iterations": int(classifier.iterations.numpy()),
+            "weights_moved": any(not np.array_equal(a, b)
+                                 for a, b in zip(after_weights, third_weights)),
+            "replica_copies_equal": replica_copies_equal(mirrored)
+            and all(replica_copies_equal_variables(classifier.variables)),
+        },
+    }
+
+
+def replica_copies_equal_variables(variables):
+    """Per variable: whether its copies on the two devices are identical (True off-strategy)."""
+    for variable in variables:
+        values = getattr(getattr(variable, "value", variable), "values", None)
+        yield values is None or all(np.array_equal(values[0].numpy(), v.numpy()) for v in values[1:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--scenarios", nargs="+",
-                        default=[f"fit-{name}" for name in _common.FAMILIES] + ["global-batch"])
+                        default=[f"fit-{name}" for name in _common.FAMILIES]
+                        + ["global-batch", "phase-skip"])
     args = parser.parse_args()
     x = _common.load_sample(512)
+    labels = _common.load_labels(512)
     results = {"logical_devices": [d.name for d in tf.config.list_logical_devices("CPU")]}
     for name in args.scenarios:
         try:
@@ -140,6 +255,8 @@ def main():
                 results[name] = scenario_fit(name[len("fit-"):], x)
             elif name == "global-batch":
                 results[name] = scenario_global_batch(x)
+            elif name == "phase-skip":
+                results[name] = scenario_phase_skip(x, labels)
             else:
                 raise ValueError(f"unknown scenario {name!r}")
         except Exception:  # recorded for the test to show; the other scenarios still run

@@ -1,6 +1,8 @@
 """tfvae model families, all on `GenerativeModel` (models/base.py)."""
-from tfvae.models.aae import AdversarialAutoencoder
+from tfvae.models.aae import (AdversarialAutoencoder, DimensionalityReductionAAE,
+                              SemiSupervisedAAE)
 from tfvae.models.base import GenerativeModel, TrainingPhase
 from tfvae.models.vae import IWAE, VAE
 
-__all__ = ["GenerativeModel", "TrainingPhase", "VAE", "IWAE", "AdversarialAutoencoder"]
+__all__ = ["GenerativeModel", "TrainingPhase", "VAE", "IWAE", "AdversarialAutoencoder", "SemiSupervisedAAE",
+           "DimensionalityReductionAAE"]

@@ -16,16 +16,26 @@ Labels (Sec. 2.3 and 5 of the paper) enter through `label_mode`: "discriminator"
 one-hot of the label (an extra slot for unlabelled examples) and draws each labelled example's
 prior sample from its class's part of the prior (`Prior.sample_for_labels`); "decoder" gives the
 decoder the one-hot, so the code is left with the style.
+
+`SemiSupervisedAAE` (Sec. 5 and 6) splits the code into a class y, q(y|x) categorical, and a
+style z, with a discriminator for each; a fourth phase fits q(y|x) to the labelled examples, and
+without labels the classes are clusters. `DimensionalityReductionAAE` (Sec. 7) maps y by learned
+cluster heads into the style's space and adds the two. What the forms share (no density, the
+observation model, the discriminators' noisy input, the GAN terms) is written once, in
+`_AdversarialAutoencoderBase`.
 """
 import math
 
 import keras
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfvae import distributions, likelihoods, networks, objectives
 from tfvae.models.base import GenerativeModel, TrainingPhase
 
-__all__ = ["AdversarialAutoencoder"]
+tfd = tfp.distributions
+
+__all__ = ["AdversarialAutoencoder", "SemiSupervisedAAE", "DimensionalityReductionAAE"]
 
 POSTERIORS = ("deterministic", "gaussian", "universal")
 LABEL_MODES = (None, "discriminator", "decoder")
@@ -39,8 +49,107 @@ _NO_DENSITY = (
     "model.sample(10000, seed=0), x_test, validation=x_validation).")
 
 
+def _discriminator_terms(real_logits, fake_logits):
+    """(loss, accuracy), `[B]` each, of a discriminator phase: the cross-entropy of prior samples
+    (label 1) against codes (label 0), and the fraction of the pair D classifies right."""
+    loss = objectives.discriminator_loss(real_logits, fake_logits)
+    accuracy = 0.5 * (tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32))
+    return loss, accuracy
+
+
+class _AdversarialAutoencoderBase(GenerativeModel):
+    """What every form of the adversarial autoencoder shares: no density, the observation model
+    p(x|decoder output) and its reconstruction term, the discriminators' noisy input, the
+    weights of the adversarial terms, label vectors for sampling, and their configuration."""
+
+    has_density = False
+    #: Constructor arguments that hold nested Keras objects (deserialized by `from_config`).
+    nested_config_keys = ("encoder", "decoder", "likelihood")
+
+    def __init__(self, input_shape, *, likelihood="bernoulli", adversarial_weight=1.0,
+                 discriminator_noise=0.1, seed=None, **kwargs):
+        super().__init__(input_shape, seed=seed, **kwargs)
+        self.adversarial_weight = float(adversarial_weight)
+        self.discriminator_noise = float(discriminator_noise)
+        if self.adversarial_weight < 0 or self.discriminator_noise < 0:
+            raise ValueError(f"{type(self).__name__}: adversarial_weight and discriminator_noise "
+                             f"must be >= 0; got {adversarial_weight!r}, {discriminator_noise!r}.")
+        self.observation_model = likelihoods.get(likelihood)
+
+    # ----------------------------------------------------------------- networks
+    def discriminator_logits(self, network, codes, seed=None, training=False, condition=None):
+        """A discriminator's logits `[B]` for codes `[B, d]`. With `training` and a `seed`,
+        Gaussian noise of std `discriminator_noise` is added to the codes (not to `condition`,
+        an extra input such as a label one-hot, concatenated after it)."""
+        codes = tf.cast(codes, tf.float32)
+        if training and seed is not None and self.discriminator_noise > 0:
+            codes = codes + self.discriminator_noise * tf.random.stateless_normal(tf.shape(codes), seed)
+        if condition is not None:
+            codes = tf.concat([codes, tf.cast(condition, codes.dtype)], axis=-1)
+        logits = network(codes, training=training)
+        return tf.reshape(tf.cast(logits, tf.float32), [-1])
+
+    def decoder_output(self, inputs, training=False):
+        """The decoder on inputs `[..., d]` → the likelihood's parameters `[..., *param_shape]`."""
+        lead = tf.shape(inputs)[:-1]
+        params = self.decoder(tf.reshape(inputs, [-1, inputs.shape[-1]]), training=training)
+        param_shape = self.observation_model.param_shape(self.data_shape)
+        params = tf.reshape(params, tf.concat([lead, param_shape], axis=0))
+        return tf.ensure_shape(params, inputs.shape[:-1].concatenate(param_shape))
+
+    def reconstruction_loss(self, params, x):
+        """-log p(x | params), summed over the pixels: nats per example `[B]`."""
+        return -self.observation_model.log_prob(params, x, len(self.data_shape))
+
+    def class_labels(self, labels, num_samples, num_classes, *, allow_unlabelled=False,
+                     method="sample"):
+        """`labels` (int `[N]`, or one int for all N) as checked int32 `[N]`, N = num_samples."""
+        labels = tf.convert_to_tensor(labels)
+        if labels.shape.rank == 0 and labels.dtype.is_integer:
+            labels = tf.fill(tf.reshape(num_samples, [1]), labels)
+        labels = self.check_labels(labels, num_classes, name="labels",
+                                   allow_unlabelled=allow_unlabelled)
+        if isinstance(num_samples, int) and labels.shape[0] not in (None, num_samples):
+            raise ValueError(f"{type(self).__name__}.{method}: expected one label per sample "
+                             f"({num_samples}); got {labels.shape[0]} labels.")
+        return labels
+
+    # ----------------------------------------------------------------- no density
+    def observation_support(self):
+        return self.observation_model.support
+
+    def observation_name(self):
+        return type(self.observation_model).__name__
+
+    def log_likelihood(self, *args, **kwargs):
+        """Not available: the AAE has no density (see `tfvae.evaluation.parzen_log_likelihood`)."""
+        raise NotImplementedError(_NO_DENSITY.format(name=type(self).__name__))
+
+    def log_importance_weights(self, *args, **kwargs):
+        raise NotImplementedError(_NO_DENSITY.format(name=type(self).__name__))
+
+    # ----------------------------------------------------------------- saving
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.saving.serialize_keras_object(self.encoder),
+            decoder=keras.saving.serialize_keras_object(self.decoder),
+            likelihood=keras.saving.serialize_keras_object(self.observation_model),
+            adversarial_weight=self.adversarial_weight,
+            discriminator_noise=self.discriminator_noise)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in cls.nested_config_keys:
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="tfvae")
-class AdversarialAutoencoder(GenerativeModel):
+class AdversarialAutoencoder(_AdversarialAutoencoderBase):
     """Adversarial autoencoder (Makhzani et al. 2016) in its unsupervised and supervised forms.
 
     Args:
@@ -99,13 +208,14 @@ class AdversarialAutoencoder(GenerativeModel):
     optimizer_names = ("optimizer", "discriminator_optimizer", "generator_optimizer")
     metric_names = ("loss", "reconstruction", "discriminator_loss", "generator_loss",
                     "discriminator_accuracy")
-    has_density = False
+    nested_config_keys = ("encoder", "decoder", "discriminator", "likelihood", "prior")
 
     def __init__(self, input_shape, latent_dim, *, encoder=None, decoder=None, discriminator=None,
                  prior="standard_normal", posterior="deterministic", likelihood="bernoulli",
                  label_mode=None, num_classes=None, noise_dim=None, adversarial_weight=1.0,
                  discriminator_noise=0.1, min_posterior_scale=1e-4, seed=None, **kwargs):
-        super().__init__(input_shape, seed=seed, **kwargs)
+        super().__init__(input_shape, likelihood=likelihood, adversarial_weight=adversarial_weight,
+                         discriminator_noise=discriminator_noise, seed=seed, **kwargs)
         name = type(self).__name__
         self.latent_dim = self.check_count(latent_dim, "latent_dim")
         if posterior not in POSTERIORS:
@@ -130,14 +240,8 @@ class AdversarialAutoencoder(GenerativeModel):
             raise ValueError(f"{name}: noise_dim is only used with posterior='universal'.")
         else:
             self.noise_dim = None
-        self.adversarial_weight = float(adversarial_weight)
-        self.discriminator_noise = float(discriminator_noise)
-        if self.adversarial_weight < 0 or self.discriminator_noise < 0:
-            raise ValueError(f"{name}: adversarial_weight and discriminator_noise must be >= 0; got "
-                             f"{adversarial_weight!r}, {discriminator_noise!r}.")
         self.min_posterior_scale = float(min_posterior_scale)
 
-        self.observation_model = likelihoods.get(likelihood)
         self.latent_prior = distributions.get(prior, self.latent_dim)
         if label_mode == "discriminator" and self.latent_prior.num_classes != self.num_classes:
             raise ValueError(
@@ -212,27 +316,19 @@ class AdversarialAutoencoder(GenerativeModel):
     def decoder_params(self, z, labels=None, training=False):
         """Decoder output for codes `[..., D]` (and, in decoder label mode, labels broadcasting
         to `z.shape[:-1]`) → `[..., *param_shape]`."""
-        lead = tf.shape(z)[:-1]
-        inputs = tf.reshape(z, [-1, self.latent_dim])
         if self.label_mode == "decoder":
-            labels = tf.reshape(tf.broadcast_to(labels, lead), [-1])
-            inputs = tf.concat([inputs, tf.one_hot(labels, self.num_classes, dtype=inputs.dtype)], -1)
-        params = self.decoder(inputs, training=training)
-        param_shape = self.observation_model.param_shape(self.data_shape)
-        params = tf.reshape(params, tf.concat([lead, param_shape], axis=0))
-        return tf.ensure_shape(params, z.shape[:-1].concatenate(param_shape))
+            labels = tf.broadcast_to(labels, tf.shape(z)[:-1])
+            z = tf.concat([z, tf.one_hot(labels, self.num_classes, dtype=z.dtype)], -1)
+        return self.decoder_output(z, training)
 
     def discriminate(self, z, labels=None, seed=None, training=False):
         """D's logits `[B]` for codes `[B, D]` (and labels, in discriminator label mode). With
         `training` and a `seed`, Gaussian noise of std `discriminator_noise` is added to z."""
-        z = tf.cast(z, tf.float32)
-        if training and seed is not None and self.discriminator_noise > 0:
-            z = z + self.discriminator_noise * tf.random.stateless_normal(tf.shape(z), seed)
+        condition = None
         if self.label_mode == "discriminator":
             slots = tf.where(labels < 0, self.num_classes, labels)
-            z = tf.concat([z, tf.one_hot(slots, self.num_classes + 1, dtype=z.dtype)], axis=-1)
-        logits = self.discriminator(z, training=training)
-        return tf.reshape(tf.cast(logits, tf.float32), [-1])
+            condition = tf.one_hot(slots, self.num_classes + 1)
+        return self.discriminator_logits(self.discriminator, z, seed, training, condition)
 
     def prior_samples(self, num_samples, labels=None, seed=None):
         """`num_samples` prior draws `[N, D]`; in discriminator label mode each from the part of
@@ -261,19 +357,6 @@ class AdversarialAutoencoder(GenerativeModel):
         labels = self._decoder_labels(labels, z)
         return self.observation_model.distribution(self.decoder_params(z, labels),
                                                    len(self.data_shape))
-
-    def observation_support(self):
-        return self.observation_model.support
-
-    def observation_name(self):
-        return type(self.observation_model).__name__
-
-    def log_likelihood(self, *args, **kwargs):
-        """Not available: the AAE has no density (see `tfvae.evaluation.parzen_log_likelihood`)."""
-        raise NotImplementedError(_NO_DENSITY.format(name=type(self).__name__))
-
-    def log_importance_weights(self, *args, **kwargs):
-        raise NotImplementedError(_NO_DENSITY.format(name=type(self).__name__))
 
     # ----------------------------------------------------------------- tensors
     def encode(self, x):
@@ -346,15 +429,8 @@ class AdversarialAutoencoder(GenerativeModel):
         return tf.cast(labels, tf.int32)
 
     def _sample_labels(self, labels, num_samples):
-        labels = tf.convert_to_tensor(labels)
-        if labels.shape.rank == 0 and labels.dtype.is_integer:
-            labels = tf.fill(tf.reshape(num_samples, [1]), labels)
-        labels = self.check_labels(labels, self.num_classes, name="labels",
-                                   allow_unlabelled=self.label_mode == "discriminator")
-        if isinstance(num_samples, int) and labels.shape[0] not in (None, num_samples):
-            raise ValueError(f"{type(self).__name__}.sample: expected one label per sample "
-                             f"({num_samples}); got {labels.shape[0]} labels.")
-        return labels
+        return self.class_labels(labels, num_samples, self.num_classes,
+                                 allow_unlabelled=self.label_mode == "discriminator")
 
     # ----------------------------------------------------------------- training
     def check_targets(self, y, x):
@@ -379,8 +455,7 @@ class AdversarialAutoencoder(GenerativeModel):
         """-log p(x|z), z ~ q(z|x), summed over the pixels: `[B]` nats (the reconstruction phase)."""
         z = self._codes(x, seed, training)
         labels = y if self.label_mode == "decoder" else None
-        reconstruction = -self.observation_model.log_prob(
-            self.decoder_params(z, labels, training), x, len(self.data_shape))
+        reconstruction = self.reconstruction_loss(self.decoder_params(z, labels, training), x)
         return reconstruction, {"loss": reconstruction, "reconstruction": reconstruction}
 
     def discriminator_losses(self, x, y=None, seed=None, training=False):
@@ -390,9 +465,7 @@ class AdversarialAutoencoder(GenerativeModel):
         real = self.prior_samples(tf.shape(fake)[0], y, prior_seed)
         labels = None if y is None else tf.concat([y, y], axis=0)
         logits = self.discriminate(tf.concat([real, fake], axis=0), labels, noise_seed, training)
-        real_logits, fake_logits = tf.split(logits, 2)
-        loss = objectives.discriminator_loss(real_logits, fake_logits)
-        accuracy = 0.5 * (tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32))
+        loss, accuracy = _discriminator_terms(*tf.split(logits, 2))
         return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
 
     def generator_losses(self, x, y=None, seed=None, training=False):
@@ -439,25 +512,510 @@ class AdversarialAutoencoder(GenerativeModel):
         config = super().get_config()
         config.update(
             latent_dim=self.latent_dim,
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
             discriminator=keras.saving.serialize_keras_object(self.discriminator),
             prior=keras.saving.serialize_keras_object(self.latent_prior),
             posterior=self.posterior_type,
-            likelihood=keras.saving.serialize_keras_object(self.observation_model),
             label_mode=self.label_mode, num_classes=self.num_classes, noise_dim=self.noise_dim,
-            adversarial_weight=self.adversarial_weight,
-            discriminator_noise=self.discriminator_noise,
             min_posterior_scale=self.min_posterior_scale)
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "discriminator", "likelihood", "prior"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class SemiSupervisedAAE(_AdversarialAutoencoderBase):
+    """Semi-supervised adversarial autoencoder, and unsupervised clustering without labels
+    (Makhzani et al. 2016, Sec. 5 and 6).
+
+    One encoder body with `num_classes + style_dim` outputs gives q(y|x) = Cat(softmax(the first
+    K outputs)), the class, and the style z = the other D outputs (deterministic). The decoder
+    reconstructs x from [softmax(y logits), z]. Two discriminators shape the codes, each telling
+    prior samples (label 1) from codes (label 0): D_y, one-hot samples of a uniform categorical
+    (`distributions.UniformCategorical`) against q(y|x)'s softmax, and D_z, N(0, I) samples
+    against z. Each train step runs four `TrainingPhase`s, each with its own optimizer:
+
+    1. reconstruction (`optimizer`): encoder and decoder minimize -log p(x | softmax(y), z),
+       summed over the pixels (nats per example);
+    2. discriminators (`discriminator_optimizer`): D_y and D_z minimize the sum of their
+       `objectives.discriminator_loss` (disjoint weights: with Adam, one optimizer is two);
+    3. generator (`generator_optimizer`): the encoder minimizes
+       `adversarial_weight` · (-log D_y(softmax(y)) - log D_z(z)), the non-saturating loss;
+    4. labelled (`classifier_optimizer`): the encoder minimizes the cross-entropy of q(y|x) on
+       the labelled examples of the batch, averaged over them
+       (`objectives.categorical_cross_entropy` with a mask).
+
+    Data: `fit((x, y))` or `fit(x, y)` (arrays or a Dataset of pairs), y int in
+    [-1, num_classes), -1 marking an unlabelled example. The labelled phase learns from the
+    labelled part of each batch; in a step whose batch (over all replicas) holds no labelled
+    example it changes nothing, neither the encoder nor `classifier_optimizer`'s state
+    (`TrainingPhase.count_fn`, also under MirroredStrategy). So a stream in which 100 of 5,000
+    examples carry labels works as is, but with batches of 100 it holds about 2 labelled
+    examples per step, and none in 13 % of them; the paper updates q(y|x) on a labelled
+    mini-batch every step: for that, oversample the labelled examples in the stream (e.g.
+    `tf.data.Dataset.sample_from_datasets`). `fit(x)` with no labels at all is the paper's
+    unsupervised clustering (Sec. 6, `num_classes` clusters): the labelled phase never runs,
+    and the `classification_*` metrics are left out of the logs.
+
+    Args:
+        input_shape: shape of one observation, e.g. `(28, 28, 1)`.
+        num_classes: K, the classes (or clusters) of y.
+        style_dim: D, the size of the style z.
+        encoder, decoder, style_discriminator, category_discriminator: bodies from
+            `tfvae.networks` (the model sizes their last layer) or Keras layers with the right
+            shapes. Default for all four: the paper's MNIST networks, `mlp([1000, 1000],
+            activation="relu")` (Appendix A); the discriminators have no batch norm (it broke
+            AAE training in trials here) and get Gaussian noise on their inputs instead.
+        likelihood: 'bernoulli', 'gaussian', 'fixed_gaussian' or a `tfvae.likelihoods.Likelihood`.
+        adversarial_weight: weight of the generator loss (see `AdversarialAutoencoder`; with
+            Adam in separate phases it changes little).
+        discriminator_noise: std of the Gaussian noise added, during training, to both
+            discriminators' inputs (prior samples and codes alike: the one-hots and softmaxes of
+            D_y, the styles of D_z).
+        seed: seeds the training noise (see `GenerativeModel`).
+
+    Training defaults (`compile`): every optimizer not given is a fresh copy of `optimizer`
+    (default Adam(1e-3)): equal rates kept the AAE's discriminator near equilibrium on MNIST in
+    trials here, where a slower adversarial pair let it win. The labelled phase shares the
+    encoder with two unsupervised phases that pull it their way: in a small trial on the bundled
+    MNIST sample (1,000 labels, 64-unit networks, 5 epochs) the test error was 48 % with all
+    four optimizers at Adam(1e-3), 15 % with `classifier_optimizer=Adam(3e-3)` (and 16 % with
+    the classifier phase alone). Not a tuned figure: with few labels, try a faster
+    `classifier_optimizer` first.
+
+    Tensors: `classify(x)` → q(y|x) `[B, K]`; `cluster(x)` → argmax, int32 `[B]`;
+    `encode(x)` → the style z `[B, D]`; `encode_all(x)` → (q(y|x), z); `decode(z, y)` with y
+    integer labels `[B]` (or one int) or class probabilities `[B, K]`; `reconstruct(x)`
+    decodes (softmax(y), z), and with a `seed` a class drawn from q(y|x) (as a one-hot) with z;
+    `sample(n, seed, labels=None)` draws y uniformly (or takes `labels`) and z ~ N(0, I).
+    The distributions `prior()`, `posterior(x)`, `likelihood(c)` are over the decoder's input
+    c = [y, z] (K + D values; `decoder_input(z, y)` builds it): p(y)p(z), and q(y|x) times a
+    point mass at z(x).
+
+    Metrics: `loss` (= `reconstruction`), `style_discriminator_loss` and
+    `category_discriminator_loss` (2·ln 2 at equilibrium), their `*_accuracy` (0.5 at
+    equilibrium), `generator_loss` (the sum of the two -log D terms, 2·ln 2 at equilibrium),
+    and, with labels, `classification_loss` and `classification_error` averaged over the
+    labelled examples (with `evaluate((x_test, y_test))`: the test error).
+
+    No density (`has_density = False`): `log_likelihood` raises; use
+    `tfvae.evaluation.parzen_log_likelihood` on samples, `tfvae.evaluation.classification_error`
+    on `classify(x)` and `clustering_error` on `cluster(x)`.
+    """
+
+    optimizer_names = ("optimizer", "discriminator_optimizer", "generator_optimizer",
+                       "classifier_optimizer")
+    metric_names = ("loss", "reconstruction", "style_discriminator_loss",
+                    "category_discriminator_loss", "style_discriminator_accuracy",
+                    "category_discriminator_accuracy", "generator_loss", "classification_loss",
+                    "classification_error")
+    #: The labelled phase's metrics, left out of a step's logs when its data has no labels.
+    label_metric_names = ("classification_loss", "classification_error")
+    nested_config_keys = ("encoder", "decoder", "style_discriminator", "category_discriminator",
+                          "likelihood")
+    #: Whether `decode` (and its endpoint) takes the classes y beside z.
+    decode_takes_classes = True
+
+    def __init__(self, input_shape, num_classes, style_dim, *, encoder=None, decoder=None,
+                 style_discriminator=None, category_discriminator=None, likelihood="bernoulli",
+                 adversarial_weight=1.0, discriminator_noise=0.1, seed=None, **kwargs):
+        super().__init__(input_shape, likelihood=likelihood, adversarial_weight=adversarial_weight,
+                         discriminator_noise=discriminator_noise, seed=seed, **kwargs)
+        self.num_classes = self.check_count(num_classes, "num_classes")
+        self.style_dim = self.check_count(style_dim, "style_dim")
+        self.category_prior = distributions.UniformCategorical(self.num_classes)
+        self.style_prior = distributions.StandardNormal(self.style_dim)
+        encoder_out = (self.num_classes + self.style_dim,)
+        param_shape = self.observation_model.param_shape(self.data_shape)
+        self.encoder = _network(encoder, encoder_out)
+        self.decoder = _network(decoder, param_shape)
+        self.style_discriminator = _network(style_discriminator, (1,))
+        self.category_discriminator = _network(category_discriminator, (1,))
+        _check_network(self.encoder, self.data_shape, encoder_out, "encoder")
+        _check_network(self.decoder, (self.decoder_input_dim,), param_shape, "decoder")
+        _check_network(self.style_discriminator, (self.style_dim,), (1,), "style_discriminator")
+        _check_network(self.category_discriminator, (self.num_classes,), (1,),
+                       "category_discriminator")
+        self._create_code_weights()
+        self.build()
+
+    def _create_code_weights(self):
+        """Weights of the map from (y, z) to the decoder's input, created before the model is
+        built (its state is locked then): none here."""
+
+    @property
+    def decoder_input_dim(self):
+        return self.num_classes + self.style_dim
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", discriminator_optimizer=None, generator_optimizer=None,
+                classifier_optimizer=None, **kwargs):
+        """Keras `compile` with the four optimizers, one per phase: `optimizer` (encoder and
+        decoder on the reconstruction), `discriminator_optimizer` (both discriminators),
+        `generator_optimizer` (the encoder against them), `classifier_optimizer` (the encoder on
+        the labelled examples). Each of the last three defaults to a fresh copy of `optimizer`.
+        All four are built here and kept by `.keras` saving."""
+        super().compile(optimizer=optimizer, discriminator_optimizer=discriminator_optimizer,
+                        generator_optimizer=generator_optimizer,
+                        classifier_optimizer=classifier_optimizer, **kwargs)
+
+    # ----------------------------------------------------------------- codes
+    def _encoder_outputs(self, x, training=False):
+        """(q(y|x)'s logits `[B, K]`, the style z `[B, D]`) of checked inputs."""
+        outputs = tf.cast(self.encoder(x, training=training), tf.float32)
+        return outputs[:, :self.num_classes], outputs[:, self.num_classes:]
+
+    def class_vectors(self, y, num_samples, method="decode"):
+        """`y` as float32 class vectors `[N, K]`: integer labels (`[N]`, or one int for all N)
+        as one-hots, class probabilities `[N, K]` (e.g. `classify(x)`) as they are."""
+        name = type(self).__name__
+        expected = (f"expected y as integer labels of shape (batch,) in [0, {self.num_classes}) or "
+                    f"class probabilities of shape (batch, {self.num_classes})")
+        if y is None:
+            raise ValueError(f"{name}.{method}: {expected}; got None.")
+        y = tf.convert_to_tensor(y)
+        if not y.dtype.is_floating:
+            labels = self.class_labels(y, num_samples, self.num_classes, method=method)
+            return tf.one_hot(labels, self.num_classes)
+        if (y.shape.rank != 2 or y.shape[-1] != self.num_classes
+                or (isinstance(num_samples, int) and y.shape[0] not in (None, num_samples))):
+            raise ValueError(f"{name}.{method}: {expected}, one per code ({num_samples}); got "
+                             f"{y.dtype.name} values of shape {tuple(y.shape)}.")
+        return tf.cast(y, tf.float32)
+
+    def decoder_input(self, z, y):
+        """The decoder's input `[N, K + D]` for styles z `[N, D]` and classes y (labels or
+        probabilities, see `class_vectors`): [y, z]."""
+        z = tf.cast(z, tf.float32)
+        size = z.shape[0] if z.shape[0] is not None else tf.shape(z)[0]
+        return tf.concat([self.class_vectors(y, size), z], axis=-1)
+
+    def _mean_image(self, codes):
+        return self.observation_model.mean(self.decoder_output(codes))
+
+    # ----------------------------------------------------------------- distributions
+    def prior(self):
+        """p(y) p(z) over the decoder's input [y, z]: a uniform one-hot and N(0, I)."""
+        return tfd.Blockwise([self.category_prior.distribution(), self.style_prior.distribution()])
+
+    def posterior(self, x):
+        """q(y|x) times a point mass at z(x), over the decoder's input [y, z] (batch `[B]`).
+        The style is deterministic: there is no density to evaluate, only draws."""
+        logits, z = self._encoder_outputs(self.check_input(x))
+        return tfd.Blockwise([tfd.OneHotCategorical(logits=logits, dtype=tf.float32),
+                              tfd.VectorDeterministic(z)])
+
+    def likelihood(self, codes):
+        """p(x|c) for decoder inputs c `[..., K + D]` (`decoder_input`), batch `c.shape[:-1]`."""
+        return self.observation_model.distribution(
+            self.decoder_output(tf.convert_to_tensor(codes, tf.float32)), len(self.data_shape))
+
+    # ----------------------------------------------------------------- tensors
+    def classify(self, x):
+        """q(y|x): class probabilities `[B, num_classes]`."""
+        logits, _ = self._encoder_outputs(self.check_input(x))
+        return tf.nn.softmax(logits)
+
+    def cluster(self, x):
+        """The most probable class (cluster) of each example, int32 `[B]` (argmax of `classify`)."""
+        logits, _ = self._encoder_outputs(self.check_input(x))
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+    def encode_all(self, x):
+        """(q(y|x) `[B, K]`, the style z `[B, D]`)."""
+        logits, z = self._encoder_outputs(self.check_input(x))
+        return tf.nn.softmax(logits), z
+
+    def encode(self, x):
+        """The style code z `[B, style_dim]` (the class is `classify(x)`; both: `encode_all`)."""
+        return self.encode_all(x)[1]
+
+    def decode(self, z, y):
+        """E[x | y, z] for styles z `[N, style_dim]` and classes y: integer labels `[N]` (or one
+        int for all) or class probabilities `[N, num_classes]` (e.g. `classify(x)`)."""
+        z = self.check_codes(z, self.style_dim)
+        return self._mean_image(self.decoder_input(z, y))
+
+    def reconstruct(self, x, seed=None):
+        """E[x | softmax(y), z] for the codes of x; with a `seed`, y is a class drawn from
+        q(y|x) (a one-hot), z the same deterministic style."""
+        logits, z = self._encoder_outputs(self.check_input(x))
+        if seed is None:
+            y = tf.nn.softmax(logits)
+        else:
+            drawn = tf.random.stateless_categorical(logits, 1, distributions.stateless_seed(seed))
+            y = tf.one_hot(drawn[:, 0], self.num_classes)
+        return self._mean_image(self.decoder_input(z, y))
+
+    def sample(self, num_samples, seed=None, labels=None):
+        """`num_samples` images E[x | y, z]: y uniform over the classes (or `labels`, int `[N]`
+        or one int), z ~ N(0, I). The same seed gives the same styles whatever the labels."""
+        num_samples = self.check_count(num_samples, "num_samples")
+        seed = distributions.stateless_seed(seed)
+        class_seed, style_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        if labels is None:
+            y = self.category_prior.sample(num_samples, seed=class_seed)
+        else:
+            y = self.class_labels(labels, num_samples, self.num_classes)
+        z = self.style_prior.sample(num_samples, seed=style_seed)
+        return self._mean_image(self.decoder_input(z, y))
+
+    def call(self, inputs, training=False):
+        """The reconstruction of x (a tensor, so predict() and export work)."""
+        return self.reconstruct(inputs)
+
+    # ----------------------------------------------------------------- training
+    def check_targets(self, y, x):
+        if y is None:
+            return None  # unsupervised clustering
+        return self.check_labels(y, self.num_classes, x=x, allow_unlabelled=True)
+
+    def autoencoder_variables(self):
+        """What the reconstruction phase trains."""
+        return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+    def training_phases(self):
+        """Reconstruction (encoder + decoder), discriminators (D_y + D_z), generator (encoder),
+        labelled (encoder, on the labelled examples only)."""
+        encoder = self.encoder.trainable_variables
+        discriminators = (self.style_discriminator.trainable_variables
+                          + self.category_discriminator.trainable_variables)
+        return [
+            TrainingPhase("optimizer", self.autoencoder_variables(), self.reconstruction_losses),
+            TrainingPhase("discriminator_optimizer", discriminators, self.discriminator_losses),
+            # The reconstruction phase already applies the encoder's regularizers this step.
+            TrainingPhase("generator_optimizer", encoder, self.generator_losses,
+                          regularization=False),
+            TrainingPhase("classifier_optimizer", encoder, self.classification_losses,
+                          regularization=False, count_fn=self.labelled_count),
+        ]
+
+    @staticmethod
+    def labelled_count(x, y):
+        """The labelled examples of a batch (y >= 0); a Python 0 without labels."""
+        if y is None:
+            return 0
+        return tf.reduce_sum(tf.cast(y >= 0, tf.int32))
+
+    def reconstruction_losses(self, x, y=None, seed=None, training=False):
+        """-log p(x | softmax(y), z), summed over the pixels, `[B]`."""
+        logits, z = self._encoder_outputs(x, training)
+        codes = self.decoder_input(z, tf.nn.softmax(logits))
+        reconstruction = self.reconstruction_loss(self.decoder_output(codes, training), x)
+        return reconstruction, {"loss": reconstruction, "reconstruction": reconstruction}
+
+    def discriminator_losses(self, x, y=None, seed=None, training=False):
+        """D_y's and D_z's cross-entropies (prior samples 1, codes 0), summed, `[B]`."""
+        class_seed, style_seed, class_noise, style_noise = tf.unstack(
+            tf.random.experimental.stateless_split(seed, 4))
+        logits, z = self._encoder_outputs(x, training)
+        probabilities, z = tf.stop_gradient(tf.nn.softmax(logits)), tf.stop_gradient(z)
+        batch = tf.shape(z)[0]
+        real_y = tf.cast(self.category_prior.sample(batch, seed=class_seed), tf.float32)
+        real_z = tf.cast(self.style_prior.sample(batch, seed=style_seed), tf.float32)
+        category_loss, category_accuracy = _discriminator_terms(*tf.split(self.discriminator_logits(
+            self.category_discriminator, tf.concat([real_y, probabilities], 0), class_noise,
+            training), 2))
+        style_loss, style_accuracy = _discriminator_terms(*tf.split(self.discriminator_logits(
+            self.style_discriminator, tf.concat([real_z, z], 0), style_noise, training), 2))
+        return category_loss + style_loss, {
+            "category_discriminator_loss": category_loss, "style_discriminator_loss": style_loss,
+            "category_discriminator_accuracy": category_accuracy,
+            "style_discriminator_accuracy": style_accuracy}
+
+    def generator_losses(self, x, y=None, seed=None, training=False):
+        """The encoder's -log D_y(softmax(y)) - log D_z(z), times `adversarial_weight`, `[B]`."""
+        class_noise, style_noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        logits, z = self._encoder_outputs(x, training)
+        loss = (objectives.generator_loss(self.discriminator_logits(
+                    self.category_discriminator, tf.nn.softmax(logits), class_noise, training))
+                + objectives.generator_loss(self.discriminator_logits(
+                    self.style_discriminator, z, style_noise, training)))
+        return self.adversarial_weight * loss, {"generator_loss": loss}
+
+    def classification_losses(self, x, y=None, seed=None, training=False):
+        """-log q(y|x) on the labelled examples (0 on the others), `[B]`; the logs are weighted
+        by the labelled examples only."""
+        logits, _ = self._encoder_outputs(x, training)
+        if y is None:
+            y = -tf.ones(tf.shape(logits)[:1], tf.int32)
+        labelled = y >= 0
+        loss = objectives.categorical_cross_entropy(y, logits, mask=labelled)
+        weight = tf.cast(labelled, tf.float32)
+        wrong = tf.cast(tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
+        return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
+
+    def train_step(self, data):
+        return self._without_label_metrics(super().train_step(data), data)
+
+    def test_step(self, data):
+        return self._without_label_metrics(super().test_step(data), data)
+
+    def _without_label_metrics(self, results, data):
+        if keras.utils.unpack_x_y_sample_weight(data)[1] is None:
+            results = {k: v for k, v in results.items() if k not in self.label_metric_names}
+        return results
+
+    # ----------------------------------------------------------------- export
+    def serving_endpoints(self):
+        """The default endpoints (no `log_likelihood`: no density) with `decode(z, y)` (y: float32
+        class probabilities `[B, K]`, one-hot for a label), plus `classify(x)` →
+        `probabilities`, `cluster(x)` → `cluster` (int32) and `sample_for_labels(labels, seed)`."""
+        from tfvae import export as export_lib  # the export layer sits above the models
+
+        endpoints = export_lib.default_endpoints(self)
+        x_spec = tf.TensorSpec((None,) + self.data_shape, tf.float32, name="x")
+        labels_spec = tf.TensorSpec([None], tf.int32, name="labels")
+        seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
+
+        def classify(x):
+            return {"probabilities": self.classify(x)}
+
+        def cluster(x):
+            return {"cluster": self.cluster(x)}
+
+        def sample_for_labels(labels, seed):
+            return {"samples": self.sample(tf.shape(labels)[0], seed=seed, labels=labels)}
+
+        endpoints.update(classify=(classify, [x_spec]), cluster=(cluster, [x_spec]),
+                         sample_for_labels=(sample_for_labels, [labels_spec, seed_spec]))
+        if self.decode_takes_classes:
+            def decode(z, y):
+                return {"x_mean": self.decode(z, y)}
+
+            endpoints["decode"] = (decode, [
+                tf.TensorSpec((None, self.style_dim), tf.float32, name="z"),
+                tf.TensorSpec((None, self.num_classes), tf.float32, name="y")])
+        return endpoints
+
+    # ----------------------------------------------------------------- saving
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_classes=self.num_classes, style_dim=self.style_dim,
+            style_discriminator=keras.saving.serialize_keras_object(self.style_discriminator),
+            category_discriminator=keras.saving.serialize_keras_object(self.category_discriminator))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class DimensionalityReductionAAE(SemiSupervisedAAE):
+    """Dimensionality reduction with an adversarial autoencoder (Makhzani et al. 2016, Sec. 7).
+
+    The clustering form of `SemiSupervisedAAE` (num_clusters classes y, a style z, a
+    discriminator on each), with y mapped into the style's space: the representation is
+    W·y + z, where W (`cluster_heads`, num_clusters × latent_dim, learned) holds one cluster
+    head per row, y is softmax(y logits) and z the style (`latent_dim` values, against N(0, I)).
+    The decoder reconstructs x from it, so an n-D code carries the cluster as its head and the
+    style as the offset from it. The paper's cost keeps the heads apart: the reconstruction
+    phase adds `objectives.cluster_head_distance_penalty(W, eta)`,
+    Σ_{i<j} max(0, η - ‖W_i - W_j‖₂), to its per-example loss (so `loss` = `reconstruction` +
+    `cluster_head_penalty`), and trains W with the encoder and decoder. The other phases are
+    those of `SemiSupervisedAAE`; `fit((x, y))` with some labels (-1: unlabelled) is the
+    paper's semi-supervised dimensionality reduction, `fit(x)` the unsupervised one.
+
+    Args:
+        num_clusters: K, the clusters (the rows of W).
+        latent_dim: n, the dimension of the representation (2 for a plot).
+        eta: η, the distance below which two heads are penalized. The style is N(0, I), so η
+            is in units of the style's spread: larger η draws the clusters further apart.
+        Others as in `SemiSupervisedAAE` (`style_discriminator` sees z, `latent_dim` values).
+
+    Tensors: `encode(x)` → the n-D embedding W·q(y|x) + z (with the class probabilities, not a
+    hard cluster); `encode_all(x)` → (q(y|x), z); `cluster(x)`, `classify(x)` as in
+    `SemiSupervisedAAE`; `decode(codes)` takes representations `[N, latent_dim]` (what `encode`
+    gives), and `decode(z, y)` a style and classes (labels or probabilities) → W·y + z.
+    `prior()` is the representation's prior, a uniform mixture of N(W_k, I); `posterior(x)` a
+    mixture over q(y|x) of point masses at W_k + z(x). W is initialized N(0, 1).
+    """
+
+    metric_names = (("loss", "reconstruction", "cluster_head_penalty")
+                    + SemiSupervisedAAE.metric_names[2:])
+    decode_takes_classes = False
+
+    def __init__(self, input_shape, num_clusters, latent_dim=2, *, eta=1.0, encoder=None,
+                 decoder=None, style_discriminator=None, category_discriminator=None,
+                 likelihood="bernoulli", adversarial_weight=1.0, discriminator_noise=0.1, seed=None,
+                 **kwargs):
+        try:
+            eta_value = float(eta)
+        except (TypeError, ValueError):
+            eta_value = -1.0
+        if not eta_value >= 0:
+            raise ValueError(f"{type(self).__name__}: expected eta, the least distance between "
+                             f"cluster heads, as a number >= 0; got {eta!r}.")
+        super().__init__(input_shape, num_clusters, latent_dim, encoder=encoder, decoder=decoder,
+                         style_discriminator=style_discriminator,
+                         category_discriminator=category_discriminator, likelihood=likelihood,
+                         adversarial_weight=adversarial_weight,
+                         discriminator_noise=discriminator_noise, seed=seed, **kwargs)
+        self.eta = eta_value
+
+    def _create_code_weights(self):
+        self.cluster_heads = self.add_weight(
+            shape=(self.num_classes, self.style_dim),
+            initializer=keras.initializers.RandomNormal(stddev=1.0), name="cluster_heads")
+
+    @property
+    def num_clusters(self):
+        return self.num_classes
+
+    @property
+    def latent_dim(self):
+        return self.style_dim
+
+    @property
+    def decoder_input_dim(self):
+        return self.style_dim
+
+    def decoder_input(self, z, y):
+        """The representation W·y + z `[N, latent_dim]` for styles z and classes y (labels or
+        probabilities, see `class_vectors`)."""
+        z = tf.cast(z, tf.float32)
+        size = z.shape[0] if z.shape[0] is not None else tf.shape(z)[0]
+        heads = tf.convert_to_tensor(self.cluster_heads)
+        return tf.matmul(self.class_vectors(y, size), heads) + z
+
+    def prior(self):
+        """The representation's prior: a uniform mixture of N(W_k, I) over the heads W_k."""
+        heads = tf.convert_to_tensor(self.cluster_heads)
+        return tfd.MixtureSameFamily(
+            tfd.Categorical(logits=tf.zeros([self.num_classes])),
+            tfd.MultivariateNormalDiag(loc=heads, scale_diag=tf.ones_like(heads)))
+
+    def posterior(self, x):
+        """A mixture over q(y|x) of point masses at W_k + z(x) (batch `[B]`, event `[n]`)."""
+        logits, z = self._encoder_outputs(self.check_input(x))
+        heads = tf.convert_to_tensor(self.cluster_heads)
+        return tfd.MixtureSameFamily(tfd.Categorical(logits=logits),
+                                     tfd.VectorDeterministic(heads[None] + z[:, None]))
+
+    def encode(self, x):
+        """The n-D embedding W·q(y|x) + z `[B, latent_dim]` (the decoder's input)."""
+        probabilities, z = self.encode_all(x)
+        return self.decoder_input(z, probabilities)
+
+    def decode(self, z, y=None):
+        """E[x | representation] for representations `[N, latent_dim]` (what `encode` gives);
+        with `y` (labels or probabilities), `z` are styles and the representation is W·y + z."""
+        z = self.check_codes(z, self.latent_dim)
+        return self._mean_image(z if y is None else self.decoder_input(z, y))
+
+    def autoencoder_variables(self):
+        return super().autoencoder_variables() + [self.cluster_heads]
+
+    def reconstruction_losses(self, x, y=None, seed=None, training=False):
+        """-log p(x | W·softmax(y) + z) per example plus the cluster-head penalty, `[B]`."""
+        reconstruction, logs = super().reconstruction_losses(x, y, seed, training)
+        penalty = objectives.cluster_head_distance_penalty(
+            tf.convert_to_tensor(self.cluster_heads), self.eta)
+        loss = reconstruction + penalty
+        return loss, {**logs, "loss": loss, "cluster_head_penalty": penalty}
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_clusters"] = config.pop("num_classes")
+        config["latent_dim"] = config.pop("style_dim")
+        config["eta"] = self.eta
+        return config
 
 
 def _network(network, target_shape):

@@ -39,6 +39,14 @@ def check_count(value, name, owner):
     return int(value)
 
 
+def _split_pair(x, y):
+    """(x, y) from `fit((x, y))`: a pair of arrays given as x is images and labels."""
+    if (y is None and isinstance(x, (tuple, list)) and len(x) == 2
+            and all(hasattr(part, "shape") for part in x)):
+        return x[0], x[1]
+    return x, y
+
+
 def log_likelihood_progbar(num_examples, num_samples, verbose=1):
     """The progress bar of `log_likelihood`: examples done / `num_examples` (None: unknown),
     labelled with the number of importance samples, e.g. "3s 30ms/example, k=5000"."""
@@ -54,21 +62,40 @@ def _copy_optimizer(optimizer):
     return type(optimizer).from_config(config)
 
 
+#: What `GenerativeModel.phase_count` returns for a phase dropped from the traced step.
+_SKIPPED = object()
+
+
+def _is_static_zero(count):
+    """Whether a phase's count is a Python (or numpy) 0, known while tracing."""
+    return isinstance(count, (int, np.integer)) and not isinstance(count, bool) and int(count) == 0
+
+
 class TrainingPhase:
     """One gradient step of a train_step: minimize `loss_fn` over `variables` with an optimizer.
 
     `loss_fn(x, y, seed, training)` returns `(per_example_loss [B], logs)`, where `logs` maps
-    tracker names to per-example or scalar tensors. `regularization`: whether the phase adds the
-    model's regularization losses (`self.losses`); a phase that updates variables another phase
-    already regularizes (the AAE's generator phase on the encoder) sets it False, so that each
-    penalty is applied once per step.
+    tracker names to per-example or scalar tensors, or to `(values, sample_weight)` pairs.
+    `regularization`: whether the phase adds the model's regularization losses (`self.losses`);
+    a phase that updates variables another phase already regularizes (the AAE's generator phase
+    on the encoder) sets it False, so that each penalty is applied once per step.
+
+    `count_fn`: None (the phase learns from every example of the batch), or
+    `count_fn(x, y) -> int scalar`, the number of examples of this replica's batch the phase
+    learns from (the semi-supervised AAE's labelled phase: the labelled ones, whose
+    `per_example_loss` is 0 elsewhere). Then the phase averages its loss over that count summed
+    across replicas (not over the global batch), and a step in which the sum is 0 leaves the
+    phase's variables and its optimizer's state (slots, `iterations`) exactly as they were. A
+    Python 0, known while tracing (no labels in the data at all), drops the phase from the
+    traced step. See `GenerativeModel.apply_gradients_if`.
     """
 
-    def __init__(self, optimizer_name, variables, loss_fn, regularization=True):
+    def __init__(self, optimizer_name, variables, loss_fn, regularization=True, count_fn=None):
         self.optimizer_name = optimizer_name
         self.variables = variables
         self.loss_fn = loss_fn
         self.regularization = bool(regularization)
+        self.count_fn = count_fn
 
 
 class GenerativeModel(keras.Model):
@@ -174,11 +201,16 @@ class GenerativeModel(keras.Model):
     # graph assertions that catch bad values in later batches are re-raised as a short ValueError.
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         """Keras `fit`, with bad input refused first by the model's one-line error, and the
-        epoch of a `tfvae.datasets.load` pipeline kept in step with fit's epoch."""
+        epoch of a `tfvae.datasets.load` pipeline kept in step with fit's epoch. Labels go in
+        `y`, or with the images as `fit((x, y))` (tfvae models take one input, so a pair of
+        arrays is images and labels, as in a Dataset of pairs)."""
+        x, y = _split_pair(x, y)
         self.check_data(x)
+        self.check_data_targets(y, x)
         if isinstance(validation_data, (tuple, list)):  # (x,), (x, y) or (x, y, weights)
-            self.check_data(keras.utils.unpack_x_y_sample_weight(tuple(validation_data))[0],
-                            "validation x")
+            val_x, val_y, _ = keras.utils.unpack_x_y_sample_weight(tuple(validation_data))
+            self.check_data(val_x, "validation x")
+            self.check_data_targets(val_y, val_x)
         else:
             self.check_data(validation_data, "validation x")
         counter = getattr(x, "epoch_counter", None)  # a tfvae.datasets.load pipeline
@@ -195,9 +227,12 @@ class GenerativeModel(keras.Model):
             raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Keras `evaluate`, with bad input refused first by the model's one-line error."""
+        """Keras `evaluate`, with bad input refused first by the model's one-line error; labels
+        in `y` or as `evaluate((x, y))`."""
+        x, y = _split_pair(x, y)
         if not kwargs.get("_use_cached_eval_dataset"):  # fit() checked its validation data
             self.check_data(x)
+            self.check_data_targets(y, x)
         try:
             return super().evaluate(x, y, *args, **kwargs)
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
@@ -228,6 +263,16 @@ class GenerativeModel(keras.Model):
             self.check_array(data, name)
         elif isinstance(data, tf.Tensor) and tf.executing_eagerly():
             self.check_input(data, name)
+
+    def check_data_targets(self, y, x):
+        """Check labels given as an array (or eager tensor) beside the x of fit/evaluate, before
+        anything is traced, with the model's `check_targets` (unchanged by default: models
+        without labels ignore them): so that labels of the wrong dtype, shape, length or range
+        get the model's one-line error rather than Keras' "Data cardinality is ambiguous"."""
+        if y is None or not (isinstance(y, (np.ndarray, list))
+                             or (isinstance(y, tf.Tensor) and tf.executing_eagerly())):
+            return
+        self.check_targets(y, x if hasattr(x, "shape") else None)
 
     def raise_clear_error(self, error):
         """Raise the model's one-line message alone (`from None`: a short traceback) when `error`
@@ -266,16 +311,23 @@ class GenerativeModel(keras.Model):
         x, y = self._unpack(data)
         seed = self.step_seed()
         for index, phase in enumerate(self.training_phases()):
+            count = self.phase_count(phase, x, y)
+            if count is _SKIPPED:
+                continue
             optimizer = self.get_optimizer(phase.optimizer_name)
             with tf.GradientTape() as tape:
                 per_example_loss, logs = phase.loss_fn(
                     x, y, seed=tf.random.experimental.stateless_fold_in(seed, index), training=True)
-                loss = tf.nn.compute_average_loss(per_example_loss)
+                # the mean over the global batch, or over the examples the phase learns from
+                loss = tf.nn.compute_average_loss(per_example_loss, global_batch_size=count)
                 if phase.regularization and self.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
                 scaled_loss = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
             gradients = tape.gradient(scaled_loss, phase.variables)
-            optimizer.apply_gradients(zip(gradients, phase.variables))
+            if count is None:
+                optimizer.apply_gradients(zip(gradients, phase.variables))
+            else:
+                self.apply_gradients_if(count > 0, optimizer, gradients, phase.variables)
             self.update_trackers(logs)
         return self.tracker_results()
 
@@ -283,10 +335,49 @@ class GenerativeModel(keras.Model):
         x, y = self._unpack(data)
         seed = self.step_seed()
         for index, phase in enumerate(self.training_phases()):
+            if phase.count_fn is not None and _is_static_zero(phase.count_fn(x, y)):
+                continue
             _, logs = phase.loss_fn(x, y, seed=tf.random.experimental.stateless_fold_in(seed, index),
                                     training=False)
             self.update_trackers(logs)
         return self.tracker_results()
+
+    def phase_count(self, phase, x, y):
+        """How many examples `phase` learns from this step: None for all of them (no
+        `count_fn`); `_SKIPPED` when its `count_fn` gives a Python 0 while tracing; else its
+        count summed over the replicas (int32 scalar tensor, the same on every replica)."""
+        if phase.count_fn is None:
+            return None
+        count = phase.count_fn(x, y)
+        if _is_static_zero(count):
+            return _SKIPPED
+        count = tf.cast(count, tf.int32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return count
+
+    def apply_gradients_if(self, active, optimizer, gradients, variables):
+        """`optimizer.apply_gradients(zip(gradients, variables))` where the scalar bool `active`
+        is True; where it is False, the variables and every optimizer variable (slots,
+        `iterations`, a loss scale) end the step bit for bit as they began it.
+
+        No `tf.cond` around the update: under MirroredStrategy `apply_gradients` all-reduces the
+        gradients and updates the mirrored variables in a `merge_call`, which cannot run inside
+        a cond branch ("merge_call called while defining a new graph"). So the update always
+        runs and is then undone by selection: each variable is read before it, and assigned
+        `tf.where(active, new, old)` after it. `active` must be the same on every replica (the
+        count all-reduced by `phase_count`), so the mirrored copies stay identical. The cost is
+        one read, select and write of the phase's variables and optimizer state per step.
+        """
+        state = []
+        for variable in list(variables) + list(optimizer.variables):
+            if all(variable is not seen for seen in state):
+                state.append(variable)
+        before = [tf.identity(variable.value) for variable in state]
+        optimizer.apply_gradients(zip(gradients, variables))
+        for variable, old in zip(state, before):
+            variable.assign(tf.where(active, variable.value, old))
 
     def tracker_results(self):
         """{name: result} of every tracker, as `train_step` and `test_step` return it.
@@ -311,9 +402,14 @@ class GenerativeModel(keras.Model):
         return optimizers + list(self.extra_optimizers.values())
 
     def update_trackers(self, logs):
+        """Update the tracker of each log: per-example values, a scalar, or a pair (values,
+        sample_weight), e.g. a phase's loss weighted by the examples it learns from."""
         for name, value in logs.items():
             if name in self.trackers:
-                self.trackers[name].update_state(value)
+                if isinstance(value, tuple):
+                    self.trackers[name].update_state(value[0], sample_weight=value[1])
+                else:
+                    self.trackers[name].update_state(value)
 
     def step_seed(self):
         """A fresh stateless seed pair for this step, distinct on every replica."""
@@ -326,7 +422,13 @@ class GenerativeModel(keras.Model):
     def _unpack(self, data):
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = self.check_input(x)
-        return x, self.check_targets(y, x)
+        y = self.check_targets(y, x)
+        if isinstance(y, tf.Tensor) and not tf.executing_eagerly():
+            # in a graph, every phase's computation waits for the labels' checks: a batch with
+            # bad labels changes no weight (only counters such as `iterations` may count it)
+            with tf.control_dependencies([y]):
+                x = tf.identity(x)
+        return x, y
 
     def check_targets(self, y, x):
         """The targets `y` of a batch as the training phases receive them. Unchanged here: models
@@ -453,15 +555,29 @@ class GenerativeModel(keras.Model):
             y = np.asarray(y)
             dtype = y.dtype
         dtype = tf.as_dtype(dtype)
+        shape = tf.TensorShape(getattr(y, "shape", None))
+        if shape.rank is not None and shape.rank != 1:
+            hint = ""
+            if shape.rank == 2 and shape[-1] == num_classes and num_classes > 1:
+                hint = (f" One-hot rows? Give class ids, {name}.argmax(-1)"
+                        + (", with -1 for an unlabelled (all-zero) row." if allow_unlabelled
+                           else "."))
+            elif shape.rank == 2:
+                hint = f" Flatten it with {name}.reshape(-1)."
+            got = ", ".join("?" if d is None else str(d) for d in shape)
+            raise ValueError(f"{model}: expected {name} as {expected}; got shape ({got}).{hint}")
         if not dtype.is_integer:
+            values = y.numpy() if isinstance(y, tf.Tensor) and tf.executing_eagerly() else y
+            if (allow_unlabelled and isinstance(values, np.ndarray) and dtype.is_floating
+                    and np.isnan(values).any()):
+                raise TypeError(
+                    f"{model}: expected {name} as {expected}; got dtype {dtype.name} with "
+                    f"{int(np.isnan(values).sum())} NaN values. Mark an unlabelled example with "
+                    f"-1, not NaN: np.where(np.isnan({name}), -1, {name}).astype('int64').")
+            unlabelled = " (-1 for an unlabelled example, not NaN)" if allow_unlabelled else ""
             raise TypeError(f"{model}: expected {name} as {expected}; got dtype {dtype.name}. "
-                            f"Convert with {name}.astype('int64').")
-        y = tf.convert_to_tensor(y)
-        if y.shape.rank is not None and y.shape.rank != 1:
-            raise ValueError(f"{model}: expected {name} as {expected}; got shape "
-                             f"{tuple('?' if d is None else d for d in y.shape)}."
-                             + (f" Flatten it with {name}.reshape(-1)." if y.shape.rank == 2 else ""))
-        y = tf.ensure_shape(y, [None])
+                            f"Convert with {name}.astype('int64'){unlabelled}.")
+        y = tf.ensure_shape(tf.convert_to_tensor(y), [None])
         batch = None if x is None else x.shape[0]
         if batch is not None and y.shape[0] is not None and batch != y.shape[0]:
             raise ValueError(f"{model}: expected {name} with one label per example of x ({batch}); "
