@@ -162,20 +162,26 @@ def cpu_cores():
     return len(os.sched_getaffinity(0))
 
 
-def spawn(cfg, device):
-    """Run one worker in a fresh interpreter; its JSON result or {"error": ...}."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"
+def json_subprocess(command, env, cwd=None):
+    """Run `command` in a fresh process: its last JSON line as a dict, or {"error": the last
+    line of its stderr}; with the process's wall time as `wall_s`."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode == 0 and lines:
         result = json.loads(lines[-1])
     else:
         result = {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:300]}
     result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def spawn(cfg, device):
+    """Run one worker in a fresh interpreter; its JSON result or {"error": ...}."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"
+    result = json_subprocess([sys.executable, __file__, "--worker", json.dumps(cfg)], env)
     label = " ".join(str(cfg[key]) for key in ("kind", "model", "mode", "k", "chunk_size") if key in cfg)
     print(f"  [{device}] {label}: {summary_line(result)}", flush=True)
     return result

@@ -9,8 +9,10 @@ model and any likelihood.
 import math
 
 import keras
+import numpy as np
 
-__all__ = ["Network", "MLP", "ConvEncoder", "ConvDecoder", "mlp", "conv_encoder", "conv_decoder"]
+__all__ = ["Network", "MLP", "ConvEncoder", "ConvDecoder", "mlp", "conv_encoder", "conv_decoder",
+           "resolve", "check_output"]
 
 
 class Network(keras.layers.Layer):
@@ -198,3 +200,24 @@ def conv_decoder(filters=(64, 32), kernel_size=4, dense_units=256, activation="r
     """A convolutional decoder body for 28×28 or 32×32 images; see `ConvDecoder`."""
     return ConvDecoder(filters=filters, kernel_size=kernel_size, dense_units=dense_units,
                        activation=activation, **kwargs)
+
+
+def resolve(network, target_shape, default):
+    """The network a model uses: `default()` when None, a deserialized config dict, and a tfvae
+    body made to output `target_shape` (any other Keras layer is used as given)."""
+    if network is None:
+        network = default()
+    if isinstance(network, dict):
+        network = keras.saving.deserialize_keras_object(network)
+    if isinstance(network, Network):
+        return network.with_target_shape(target_shape)
+    return network
+
+
+def check_output(network, input_shape, output_shape, role):
+    """Create `network`'s variables (one call on zeros of `input_shape`) and check that it maps
+    to `output_shape`; ValueError naming the `role` otherwise."""
+    out = network(np.zeros((1,) + tuple(input_shape), "float32"))
+    if tuple(out.shape[1:]) != tuple(output_shape):
+        raise ValueError(f"the {role} must map {tuple(input_shape)} to {tuple(output_shape)}; "
+                         f"it gives {tuple(out.shape[1:])}.")

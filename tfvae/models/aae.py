@@ -258,7 +258,7 @@ class AdversarialAutoencoder(_AdversarialAutoencoderBase):
         encoder_in = ((math.prod(self.data_shape) + self.noise_dim,) if posterior == "universal"
                       else self.data_shape)
         try:
-            _check_network(self.encoder, encoder_in, encoder_out, "encoder")
+            networks.check_output(self.encoder, encoder_in, encoder_out, "encoder")
         except Exception as error:
             if posterior != "universal" or str(error).startswith("the encoder must map"):
                 raise
@@ -266,9 +266,9 @@ class AdversarialAutoencoder(_AdversarialAutoencoderBase):
                              f"{math.prod(self.data_shape)} inputs + {self.noise_dim} noise units; "
                              f"{type(self.encoder).__name__} cannot take it ({error}). Use an MLP "
                              "encoder.") from error
-        _check_network(self.decoder, (self.decoder_input_dim,),
+        networks.check_output(self.decoder, (self.decoder_input_dim,),
                        self.observation_model.param_shape(self.data_shape), "decoder")
-        _check_network(self.discriminator, (self.discriminator_input_dim,), (1,), "discriminator")
+        networks.check_output(self.discriminator, (self.discriminator_input_dim,), (1,), "discriminator")
         self.build()
 
     # ----------------------------------------------------------------- shapes
@@ -629,10 +629,10 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
         self.decoder = _network(decoder, param_shape)
         self.style_discriminator = _network(style_discriminator, (1,))
         self.category_discriminator = _network(category_discriminator, (1,))
-        _check_network(self.encoder, self.data_shape, encoder_out, "encoder")
-        _check_network(self.decoder, (self.decoder_input_dim,), param_shape, "decoder")
-        _check_network(self.style_discriminator, (self.style_dim,), (1,), "style_discriminator")
-        _check_network(self.category_discriminator, (self.num_classes,), (1,),
+        networks.check_output(self.encoder, self.data_shape, encoder_out, "encoder")
+        networks.check_output(self.decoder, (self.decoder_input_dim,), param_shape, "decoder")
+        networks.check_output(self.style_discriminator, (self.style_dim,), (1,), "style_discriminator")
+        networks.check_output(self.category_discriminator, (self.num_classes,), (1,),
                        "category_discriminator")
         self._create_code_weights()
         self.build()
@@ -1019,19 +1019,7 @@ class DimensionalityReductionAAE(SemiSupervisedAAE):
 
 
 def _network(network, target_shape):
-    """The paper's MLP by default; tfvae bodies get their output shape set."""
-    if network is None:
-        network = networks.mlp(DEFAULT_HIDDEN_UNITS, activation="relu")
-    if isinstance(network, dict):
-        network = keras.saving.deserialize_keras_object(network)
-    if isinstance(network, networks.Network):
-        return network.with_target_shape(target_shape)
-    return network
+    """The paper's MLP (two ReLU layers of 1000 units) unless given; see `networks.resolve`."""
+    return networks.resolve(network, target_shape,
+                            lambda: networks.mlp(DEFAULT_HIDDEN_UNITS, activation="relu"))
 
-
-def _check_network(network, input_shape, output_shape, role):
-    """Create the network's variables (a call on zeros) and check its output shape."""
-    out = network(tf.zeros((1,) + tuple(input_shape)))
-    if tuple(out.shape[1:]) != tuple(output_shape):
-        raise ValueError(f"the {role} must map {tuple(input_shape)} to {tuple(output_shape)}; "
-                         f"it gives {tuple(out.shape[1:])}.")

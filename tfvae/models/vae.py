@@ -58,17 +58,10 @@ class VAE(GenerativeModel):
         self.decoder = _with_target(decoder, self.observation_model.param_shape(self.data_shape))
         self.kl_weight = self.add_weight(name="kl_weight", shape=(), trainable=False,
                                          initializer=keras.initializers.Constant(self.beta))
-        self._check_network(self.encoder, self.data_shape, (2 * self.latent_dim,), "encoder")
-        self._check_network(self.decoder, (self.latent_dim,),
+        networks.check_output(self.encoder, self.data_shape, (2 * self.latent_dim,), "encoder")
+        networks.check_output(self.decoder, (self.latent_dim,),
                             self.observation_model.param_shape(self.data_shape), "decoder")
         self.build()
-
-    @staticmethod
-    def _check_network(network, input_shape, output_shape, role):
-        out = network(tf.zeros((1,) + tuple(input_shape)))
-        if tuple(out.shape[1:]) != tuple(output_shape):
-            raise ValueError(f"the {role} must map {tuple(input_shape)} to {tuple(output_shape)}; "
-                             f"it gives {tuple(out.shape[1:])}.")
 
     # ----------------------------------------------------------------- distributions
     def prior(self):
@@ -189,11 +182,6 @@ class IWAE(VAE):
 
 
 def _with_target(network, target_shape):
-    """Default to the IWAE paper's MLP; set the output shape of tfvae bodies."""
-    if network is None:
-        network = networks.mlp([200, 200], activation="tanh")
-    if isinstance(network, dict):
-        network = keras.saving.deserialize_keras_object(network)
-    if isinstance(network, networks.Network):
-        return network.with_target_shape(target_shape)
-    return network
+    """The IWAE paper's MLP (two tanh layers of 200 units) unless given; see `networks.resolve`."""
+    return networks.resolve(network, target_shape,
+                            lambda: networks.mlp([200, 200], activation="tanh"))
