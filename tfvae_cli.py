@@ -77,7 +77,8 @@ class ModelSpec:
             encoder = networks.mlp(list(args.hidden), activation=args.activation)
             decoder = networks.mlp(list(args.hidden), activation=args.activation)
         kwargs = {name: getattr(args, name) for name in self.options
-                  if getattr(args, name, None) is not None}
+                  if getattr(args, name, None) is not None and name not in DATA_OPTIONS}
+        kwargs = {**FAMILY_DEFAULTS.get(self.class_name, {}), **kwargs}
         return getattr(tfvae, self.class_name)(input_shape=input_shape, encoder=encoder,
                                                decoder=decoder, seed=args.seed, **kwargs)
 
@@ -89,6 +90,11 @@ class ModelSpec:
                       steps_per_execution=args.steps_per_execution)
 
 
+#: Options that shape the data, not the model's constructor.
+DATA_OPTIONS = ("labelled",)
+#: Constructor arguments a family needs that have no default in its class.
+FAMILY_DEFAULTS = {"SemiSupervisedAAE": {"num_classes": 10, "style_dim": 10}}
+
 _VAE_OPTIONS = ("latent_dim", "likelihood", "prior", "beta", "num_samples")
 
 #: `tfvae train MODEL`: name -> ModelSpec. A new family adds one entry.
@@ -98,10 +104,14 @@ MODELS = {
                       _VAE_OPTIONS),
     "aae": ModelSpec("adversarial autoencoder (Makhzani et al. 2016)", "AdversarialAutoencoder",
                      ("latent_dim", "likelihood", "prior", "posterior")),
+    "ssaae": ModelSpec("semi-supervised adversarial autoencoder and clustering (Makhzani et al. "
+                       "2016)", "SemiSupervisedAAE",
+                       ("num_classes", "style_dim", "likelihood", "labelled"), labels="partial"),
 }
 
 #: Options that only some families take: given for another family, they are refused.
-MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup")
+MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup", "num_classes", "style_dim",
+                 "labelled")
 
 
 def _check_model_options(spec, args):
@@ -244,6 +254,14 @@ def build_parser():
                             "iwae (default: the model's own, 1 for vae and 5 for iwae)")
     model.add_argument("--beta", type=_non_negative_float, default=None, metavar="B",
                        help="weight of the KL term (beta-VAE; vae, iwae) (default: 1.0)")
+    model.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
+                       help="ssaae: classes (or clusters, with --labelled 0) (default: 10)")
+    model.add_argument("--style-dim", type=_positive_int, default=None, metavar="D",
+                       help="ssaae: size of the style code (default: 10)")
+    model.add_argument("--labelled", type=_non_negative_int, default=None, metavar="N",
+                       help="ssaae: training examples that keep their label, the same number per "
+                            "class; the others are unlabelled; 0 trains without labels "
+                            "(unsupervised clustering) (default: 100)")
     model.add_argument("--posterior", choices=("deterministic", "gaussian", "universal"),
                        default=None,
                        help="q(z|x) of the aae: deterministic, gaussian (reparameterized) or "
@@ -561,6 +579,9 @@ def cmd_train(args):
     eval_binarize = None if binarize == "none" else "static"  # fixed draws for val and test
 
     _check_dataset(args.dataset)
+    spec = MODELS[args.model]
+    if spec.labels == "partial" and args.labelled is None:
+        args.labelled = 100
     try:
         num_train, num_validation = datasets.num_examples(args.dataset, args.train_split), 0
         if args.validation_split is None:
@@ -568,28 +589,34 @@ def cmd_train(args):
             if num_validation >= num_train:
                 raise UsageError(f"--validation-fraction {args.validation_fraction} leaves no "
                                  f"training examples of the {num_train} in {args.train_split!r}")
+        labels = {}  # semi-supervised families: (image, label) pairs, -1 for unlabelled
+        if spec.labels == "partial" and args.labelled:
+            labels = dict(with_labels=True)
         train_ds = datasets.load(args.dataset, args.train_split, batch_size=args.batch_size,
                                  binarize=_binarize_arg(binarize), seed=args.seed,
-                                 take=num_train - num_validation)
+                                 take=num_train - num_validation,
+                                 **labels, **({"labelled": args.labelled} if labels else {}))
         val_ds = None
         if num_validation:  # the held-out end of the training split
             val_ds = datasets.load(args.dataset, args.train_split, batch_size=args.batch_size,
                                    binarize=eval_binarize, seed=args.seed, shuffle=False,
-                                   skip=num_train - num_validation)
+                                   skip=num_train - num_validation, **labels)
         elif args.validation_split not in (None, "none"):
             val_ds = datasets.load(args.dataset, args.validation_split,
                                    batch_size=args.batch_size, binarize=eval_binarize,
-                                   seed=args.seed, shuffle=False)
+                                   seed=args.seed, shuffle=False, **labels)
         x_test = None
         if is_chief:
-            x_test, _ = datasets.load_arrays(args.dataset, "test", binarize=eval_binarize,
+            x_test, y_test = datasets.load_arrays(args.dataset, "test", binarize=eval_binarize,
                                              seed=args.seed, take=args.eval_examples)
     except UsageError:
         raise
     except Exception as error:  # missing files, no network, a broken tensorflow-datasets install
         raise CommandError(f"cannot load dataset {args.dataset!r}: {type(error).__name__}: "
                            f"{_one_line(error)}") from error
-    input_shape = tuple(int(d) for d in train_ds.element_spec.shape[1:])
+    image_spec = train_ds.element_spec
+    image_spec = image_spec[0] if isinstance(image_spec, tuple) else image_spec
+    input_shape = tuple(int(d) for d in image_spec.shape[1:])
 
     spec = MODELS[args.model]
     with strategy.scope():
@@ -651,6 +678,9 @@ def cmd_train(args):
                             binarized=eval_binarize is not None, verbose=verbose)
     nll, active = test["nll"], evaluation.active_units(model, x_test)
     mismatch = _prior_mismatch(model, x_test, args.seed)
+    classification = None
+    if hasattr(model, "classify") and labels and (y_test >= 0).all():
+        classification = evaluation.classification_error(model.classify(x_test), y_test)
     model_path, saved_model = out / "model.keras", out / "saved_model"
     samples_path, reconstructions_path = out / "samples.png", out / "reconstructions.png"
     model.save(model_path)
@@ -677,6 +707,7 @@ def cmd_train(args):
         "nll": nll,
         "active_units": active,
         "prior_mismatch": mismatch,
+        "classification_error": classification,
         "latent_dim": getattr(model, "latent_dim", None),
         "num_parameters": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         "num_non_trainable_parameters": int(
@@ -702,6 +733,9 @@ def cmd_train(args):
     print(f"  test NLL         {nll_text}" + ("" if nll is None else
           f" ({args.eval_samples} importance samples, {len(x_test)} test examples)"))
     print(f"  active units     {active}")
+    if classification is not None:
+        print(f"  test error       {100 * classification:.2f} % (classify(x) on {len(x_test)} "
+              f"test examples, {args.labelled} labels in training)")
     if mismatch is not None:
         print(f"  prior mismatch   {mismatch:.4g} (MMD² of the test codes against prior samples; "
               "0 when q(z) matches p(z))")

@@ -435,3 +435,18 @@ def test_options_of_another_family_exit_2(tmp_path, model, option):
                               + TINY + option)
     assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
     assert not (tmp_path / "run").exists()
+
+
+def test_semi_supervised_aae_trains_on_partly_labelled_data(tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "ssaae", "--epochs", "1", "--out", out,
+                                     "--labelled", "20", "--style-dim", "2", "--verbose", "0"]
+                                    + TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert 0.0 <= metrics["classification_error"] <= 1.0 and "test error" in stdout
+    assert "classification_loss" in metrics["history"]
+    assert metrics["config"]["num_classes"] == 10 and metrics["config"]["style_dim"] == 2
+    code, _, err = run_main(["train", "vae", "--epochs", "1", "--out", tmp_path / "v",
+                             "--labelled", "20"] + TINY)
+    assert_one_error_line(err, code, 2, "--labelled does not apply to vae")

@@ -478,3 +478,20 @@ def test_fit_keeps_the_pipeline_at_its_epoch(mnist_sample):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
     model.fit(ds, epochs=4, initial_epoch=2, verbose=0)  # as BackupAndRestore resumes at 2
     assert ds.epoch_counter.epoch == 4  # passes 2 and 3 read, not 0 and 1
+
+
+def test_labelled_keeps_as_many_labels_per_class_and_marks_the_rest():
+    ds = D.load("sample", with_labels=True, labelled=50, seed=1, batch_size=500, shuffle=False)
+    labels = np.concatenate([y.numpy() for _, y in ds])
+    with np.load(D.SAMPLE_PATH) as data:
+        true = data["y_train"].astype(np.int64)
+    kept = labels >= 0
+    assert kept.sum() == 50 and np.all(np.bincount(labels[kept], minlength=10) == 5)
+    assert np.array_equal(labels[kept], true[kept]) and np.all(labels[~kept] == -1)
+    again = np.concatenate([y.numpy() for _, y in D.load(
+        "sample", with_labels=True, labelled=50, seed=1, batch_size=500, shuffle=False)])
+    assert np.array_equal(again, labels)  # the same examples for the same seed
+    with pytest.raises(ValueError, match="evenly"):
+        D.load("sample", with_labels=True, labelled=55)
+    with pytest.raises(ValueError, match="with_labels"):
+        D.load("sample", labelled=50)

@@ -38,6 +38,7 @@ __all__ = [
     "EpochCounter",
     "num_examples",
     "dequantize",
+    "labelled_subset",
 ]
 
 #: Names accepted by :func:`load` (besides IDX folder paths).
@@ -499,6 +500,37 @@ class EpochCounter:
 _ORDER_GRAPH_SEED = 20160101  # any fixed non-zero value
 
 
+def labelled_subset(labels, num_labelled, seed=0):
+    """Indices of `num_labelled` examples, the same number from every class of `labels` (int
+    `[N]`), chosen with `seed`: the labelled part of a semi-supervised training set."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels[labels >= 0])
+    if num_labelled % len(classes):
+        raise ValueError(f"labelled={num_labelled} cannot be split evenly over the "
+                         f"{len(classes)} classes; use a multiple of {len(classes)}")
+    per_class = num_labelled // len(classes)
+    rng = np.random.default_rng(0 if seed is None else int(seed))
+    chosen = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        if len(members) < per_class:
+            raise ValueError(f"class {c} has {len(members)} examples; labelled={num_labelled} "
+                             f"needs {per_class} per class")
+        chosen.append(rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def _keep_labels(ds, num_labelled, seed):
+    """`ds` with every label but those of `labelled_subset(...)` replaced by -1."""
+    labels = np.concatenate([b.numpy() for b in ds.map(lambda ex: ex["label"]).batch(10_000)])
+    keep = np.zeros(len(labels), bool)
+    keep[labelled_subset(labels, num_labelled, seed)] = True
+    keep = tf.constant(keep)
+    return ds.enumerate().map(
+        lambda i, ex: {**ex, "label": tf.where(keep[i], ex["label"], tf.constant(-1, tf.int64))},
+        num_parallel_calls=AUTOTUNE)
+
+
 def _epoch_seed(seed, epoch, stream):
     """A stateless seed pair for pass ``epoch`` of the random stream ``stream`` (0: order, 1: noise)."""
     base = tf.stack([tf.constant(int(seed), tf.int64), tf.constant(stream, tf.int64)])
@@ -537,6 +569,7 @@ def load(
     data_dir=None,
     take=None,
     skip=None,
+    labelled=None,
     image_size=None,
     drop_remainder=False,
     cache=True,
@@ -563,6 +596,9 @@ def load(
       data_dir: tensorflow-datasets data directory.
       take: keep only the first ``take`` examples (after ``skip``, before shuffling).
       skip: leave out the first ``skip`` examples (e.g. a held-out validation part).
+      labelled: with ``with_labels``, keep the labels of only this many examples (the same
+        number from every class, chosen with ``seed``) and mark the others unlabelled with -1,
+        the semi-supervised setting of ``tfvae.SemiSupervisedAAE``.
       image_size: int or ``(height, width)`` to resize to (defaults: 28 for
         omniglot, 64 for celeb_a after a 140-pixel center crop).
       drop_remainder: drop the last incomplete batch.
@@ -577,6 +613,10 @@ def load(
         ds = ds.skip(int(skip))
     if take is not None:
         ds = ds.take(int(take))
+    if labelled is not None:
+        if not with_labels:
+            raise ValueError("labelled= keeps some of the labels: it needs with_labels=True")
+        ds = _keep_labels(ds, int(labelled), seed)
     if binarize == "static":
         ds = _static_binarize(ds, seed)
     if cache:
