@@ -12,44 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
-def rounding_tolerance(*terms, ops=8, dtype=np.float32):
-    """Absolute tolerance for one quantity computed along two different floating-point paths.
-
-    Each rounding errs by at most eps/2 times the magnitude it rounds, and in a sum or difference
-    that magnitude is that of the terms, not of the result (log q(z) - log p(z) of terms ~5 can
-    be ~0.1 and still carry ~5·eps of error). So: `ops` times eps of `dtype` (float32: 2**-23 ≈
-    1.19e-7) times the largest |value| among `terms`, which must bound every addend and partial
-    sum on both paths. `ops` counts the roundings at that magnitude, on both paths together.
-    Use this only across different paths: the same computation run twice is compared exactly.
-    """
-    magnitude = max(float(np.max(np.abs(np.asarray(t, dtype=np.float64)), initial=0.0)) for t in terms)
-    return ops * float(np.finfo(dtype).eps) * magnitude
-
-
-def float32_tolerance(*terms, ops=8):
-    """`rounding_tolerance` for float32 computations (the default dtype of every model)."""
-    return rounding_tolerance(*terms, ops=ops, dtype=np.float32)
-
-
-def float64_tolerance(*terms, ops=8):
-    """`rounding_tolerance` for computations that stay in float64 (numpy inputs to pure functions)."""
-    return rounding_tolerance(*terms, ops=ops, dtype=np.float64)
-
-
-def mlp_partial_sums(network, inputs):
-    """The largest partial sum in a `tfvae.networks.MLP`'s forward pass on `inputs`: for each Dense
-    layer |h| @ |kernel| + |bias|, the bound on the terms its matrix product adds. These, not the
-    (often much smaller) outputs, are the magnitudes a network output's rounding error scales with."""
-    h = np.asarray(inputs, np.float64)
-    h = h.reshape(h.shape[0], -1)
-    largest = 0.0
-    for layer in [*network.hidden, network.head]:
-        kernel, bias = np.asarray(layer.kernel, np.float64), np.asarray(layer.bias, np.float64)
-        largest = max(largest, float(np.max(np.abs(h) @ np.abs(kernel) + np.abs(bias))))
-        h = np.asarray(layer(h.astype(np.float32)), np.float64)
-    return largest
-
-
 @pytest.fixture(scope="session")
 def mnist_sample():
     """The bundled real MNIST sample as float32 [N, 28, 28, 1] in [0, 1]: (x_train, x_test)."""

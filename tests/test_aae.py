@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfvae
-from conftest import float32_tolerance, mlp_partial_sums
+from tolerances import float32_tolerance, mlp_partial_sums
 from scripts._common import load_labels
 from tfvae import distributions, objectives
 

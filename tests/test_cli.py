@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import float64_tolerance
+from tolerances import float64_tolerance
 from tfvae import cli
 
 TINY = ["--dataset", "sample", "--latent-dim", "4", "--hidden", "32", "--eval-samples", "20",

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import datasets as D
-from conftest import float32_tolerance
+from tolerances import float32_tolerance
 
 # uint8 / 255 in float32 against numpy's float64: a rounding or two of values in [0, 1]
 INTENSITY_TOLERANCE = float32_tolerance(1.0)

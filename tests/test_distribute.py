@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import float32_tolerance  # TF-free too
+from tolerances import float32_tolerance  # TF-free too
 from scripts._common import FAMILIES  # TF-free: the registry of model families
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"

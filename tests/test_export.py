@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import tfvae
-from conftest import float32_tolerance, mlp_partial_sums
+from tolerances import float32_tolerance, mlp_partial_sums
 from scripts._common import FAMILIES, code_size_kwargs
 from tfvae import export as export_lib
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import tfvae
-from conftest import float32_tolerance, mlp_partial_sums
+from tolerances import float32_tolerance, mlp_partial_sums
 from scripts._common import FAMILIES, code_size_kwargs
 
 tfd = tfp.distributions

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import float32_tolerance, float64_tolerance
+from tolerances import float32_tolerance, float64_tolerance
 from tfvae import distributions, likelihoods, objectives
 
 tfd = tfp.distributions

@@ -3,7 +3,7 @@ and clustering errors, and the MMD between codes and prior samples, against brut
 import numpy as np
 import pytest
 
-from conftest import float64_tolerance
+from tolerances import float64_tolerance
 from tfvae import evaluation
 
 scipy_special = pytest.importorskip("scipy.special")

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import tfvae
-from conftest import float32_tolerance, mlp_partial_sums
+from tolerances import float32_tolerance, mlp_partial_sums
 from scripts._common import load_labels
 from tfvae import objectives
 
