@@ -458,6 +458,7 @@ def part_clustering(data, s, out_dir):
     print(f"  clustering error ({k} clusters, {used} used): SemiSupervisedAAE {pct(error)}; "
           f"k-means on pixels {pct(km_error)}; paper 9.55 %", flush=True)
     return {"clusters": k, "clusters_used": used, "networks_given": networks, "test_error": error,
+            "style_dim": model.style_dim, "discriminator_noise": model.discriminator_noise,
             "kmeans_test_error": km_error, "kmeans_inertia": inertia, "kmeans_seconds": km_seconds,
             "ssaae_train": trained, "paper_error": PAPER["clustering_error"],
             "claims": [claim(f"the AAE's clusters beat k-means on the pixels ({pct(error)} vs "
@@ -637,8 +638,24 @@ def budget_line(s, examples=None):
             f"({steps} steps per model), Adam(1e-3) for every optimizer")
 
 
+def command(argv):
+    return "python3 benchmarks/aae_mnist.py" + "".join(" " + a for a in argv or ())
+
+
+def part_budgets(parts):
+    """'E epochs of ... for (a), (d); E' epochs for (b)': the training budget of each part that
+    trains models to a quality (not (e), which times a few epochs), grouped."""
+    groups = {}
+    for letter, part in parts.items():
+        if letter != "e" and "failure" not in part:
+            groups.setdefault(budget_line(part["settings"]), []).append(f"({letter})")
+    return "; ".join(f"{line} for {', '.join(letters)}" for line, letters in groups.items())
+
+
 def part_header(part):
-    return (f"*Run {part['date']}, {part['seconds'] / 60:.1f} min"
+    return (f"*Run {part['date']}"
+            + (f" (`{command(part['argv'])}`)" if "argv" in part else "")
+            + f", {part['seconds'] / 60:.1f} min"
             + (", SMOKE MODE: tiny sizes, not results" if part["settings"].get("smoke") else "")
             + f"; budget: {budget_line(part['settings'])}.*")
 
@@ -706,7 +723,11 @@ def markdown_clustering(part):
             ["paper (Makhzani et al. 2016, Table 3)", "16", pct(part["paper_error"])]]
     md = ["### (c) Unsupervised clustering", "", part_header(part), "",
           "clustering_error: each cluster takes the majority label of its training members (the "
-          "paper takes the label of its most confident member); error on the test set.", "",
+          "paper takes the label of its most confident member); error on the test set."
+          + (f" Style code {part['style_dim']}-D; the discriminators' input noise "
+             f"discriminator_noise = {part['discriminator_noise']} (the class default; at 0.1 the "
+             "softmax collapsed onto 3 of the 16 clusters, see the SemiSupervisedAAE docstring)."
+             if "discriminator_noise" in part else ""), "",
           table(["model", "clusters", "test error"], rows), ""]
     return md + claims_md(part) + [""]
 
@@ -783,7 +804,7 @@ def render(results):
     machine = results.get("machine", {})
     s = results["settings"]
     md = [f"## {SECTION_TITLE}", "",
-          f"`python3 benchmarks/aae_mnist.py{' ' + ' '.join(results['argv']) if results['argv'] else ''}`"
+          f"`{command(results['argv'])}` (the last run; each part's header names its own)"
           + (" (SMOKE MODE: tiny sizes, checks the script only)" if s.get("smoke") else "")
           + f": Makhzani et al. (2016) on real MNIST. Machine: {machine.get('cpu_model', '?')}, "
           f"{machine.get('cpu_affinity', '?')} cores, load average {machine.get('load_avg_1m', 0):.2f} "
@@ -796,7 +817,8 @@ def render(results):
           "encoder, decoder and discriminator(s), the model sizing the last layer; Bernoulli "
           "reconstruction (binary cross-entropy summed over the 784 pixels); tfvae's default "
           "compile (the discriminator and generator optimizers are copies of Adam(1e-3)); the "
-          "same training budget: " + budget_line(s) + ". The paper trains on 60,000 images for "
+          "same training budget for every row of a part: " + part_budgets(results["parts"])
+          + ". The paper trains on 60,000 images for "
           "many more steps: its numbers are the full-budget reference, not a target for this run.",
           ""]
     for letter in PARTS:
@@ -883,7 +905,8 @@ def main(argv=None):
             new[letter] = {"date": date, "failure": message, "settings": s}
             continue
         seconds = time.perf_counter() - part_start
-        new[letter] = dict(result, date=date, seconds=seconds, settings=s)
+        new[letter] = dict(result, date=date, seconds=seconds, settings=s,
+                           argv=sys.argv[1:] if argv is None else list(argv))
         for c in result["claims"]:
             print(f"  CLAIM {verdict(c['holds']).upper()}: {c['claim']}", flush=True)
         print(f"part {letter} done in {seconds:.0f} s ({seconds / 60:.1f} min)", flush=True)
