@@ -37,6 +37,8 @@ def main(argv=None):
     p.add_argument("--model", default="IWAE k=50", help='"VAE", "IWAE k=5" or "IWAE k=50"')
     p.add_argument("--mode", choices=("graph", "xla"), default="graph")
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--steps-per-execution", type=int, default=1,
+                   help="compile()'s steps_per_execution (default 1: what Keras users get)")
     a = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(HERE))
@@ -53,7 +55,7 @@ def main(argv=None):
     cls, k = MODELS[a.model]
     model = paper_model(getattr(tfvae, cls), k, 0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-4), jit_compile=a.mode == "xla",
-                  steps_per_execution=10)
+                  steps_per_execution=a.steps_per_execution)
     model.fit(ds, epochs=2, verbose=0)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
@@ -64,7 +66,8 @@ def main(argv=None):
     for r in rows:
         by_type[r["type"]] += r["total_self_time"]
     total = sum(by_type.values())
-    print(f"{a.model}, {a.mode} mode, {steps} steps profiled; self time summed over threads, ms per step")
+    print(f"{a.model}, {a.mode} mode, steps_per_execution {a.steps_per_execution}, {steps} steps "
+          "profiled; self time summed over threads, ms per step")
     print(f"{'op type':32s} {'ms/step':>8s} {'share':>6s}")
     for op_type, us in by_type.most_common(a.top):
         print(f"{op_type:32s} {us / 1e3 / steps:8.2f} {us / total:6.1%}")
