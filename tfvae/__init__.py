@@ -1,6 +1,6 @@
 """tfvae: the variational-autoencoder family for Keras 3, TensorFlow and TensorFlow Probability."""
 from tfvae import distributions, likelihoods, networks, objectives  # noqa: F401
-from tfvae import callbacks, datasets, evaluation, plotting  # noqa: F401
+from tfvae import callbacks, datasets, evaluation, optimizers, plotting  # noqa: F401
 from tfvae.models import (IWAE, VAE, AdversarialAutoencoder,  # noqa: F401
                           DimensionalityReductionAAE, GenerativeModel, SemiSupervisedAAE)
 
@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 __all__ = ["VAE", "IWAE", "AdversarialAutoencoder", "SemiSupervisedAAE",
            "DimensionalityReductionAAE", "GenerativeModel", "distributions",
-           "likelihoods", "networks", "objectives", "callbacks", "evaluation", "plotting", "datasets", "__version__"]
+           "likelihoods", "networks", "objectives", "optimizers", "callbacks", "evaluation", "plotting", "datasets", "__version__"]

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import distributions, objectives
+from tfvae import distributions, objectives, optimizers
 
 __all__ = ["GenerativeModel", "TrainingPhase", "check_count", "log_likelihood_progbar"]
 
@@ -147,16 +147,19 @@ class GenerativeModel(keras.Model):
         given (or None) is a fresh copy of `optimizer`: same class and configuration, its own
         state. Under a `mixed_float16` policy each extra optimizer is wrapped in a
         `LossScaleOptimizer`, as Keras wraps `optimizer` (unless `auto_scale_loss=False`).
+        A plain `keras.optimizers.Adam` (the default "adam" too) becomes, in place, a
+        `tfvae.optimizers.Adam`: the same object and equations, one fused kernel per variable.
         """
         if not self.built:
             self.build()
-        optimizer = keras.optimizers.get(optimizer)
+        optimizer = optimizers.fused(keras.optimizers.get(optimizer))
         extras = {name: kwargs.pop(name, None) for name in self.optimizer_names[1:]}
         super().compile(optimizer=optimizer, **kwargs)
         scale = kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
         self.extra_optimizers = {}
         for name, extra in extras.items():
-            extra = _copy_optimizer(optimizer) if extra is None else keras.optimizers.get(extra)
+            extra = (_copy_optimizer(optimizer) if extra is None
+                     else optimizers.fused(keras.optimizers.get(extra)))
             if scale and not isinstance(extra, keras.optimizers.LossScaleOptimizer):
                 extra = keras.optimizers.LossScaleOptimizer(extra, name=f"{name}_loss_scale")
             self.extra_optimizers[name] = extra
