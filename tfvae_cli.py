@@ -303,9 +303,9 @@ def build_parser():
                             "(default: %(default)s)")
     speed.add_argument("--jit-compile", action="store_true",
                        help="compile train steps with XLA (default: off; Keras' 'auto')")
-    speed.add_argument("--steps-per-execution", type=_positive_int, default=1, metavar="N",
-                       help="train steps run per call into the compiled graph "
-                            "(default: %(default)s)")
+    speed.add_argument("--steps-per-execution", type=_positive_int, default=None, metavar="N",
+                       help="train steps run per call into the compiled graph (default: "
+                            "tfvae's, 10)")
     evaluation = train.add_argument_group("final evaluation")
     evaluation.add_argument("--eval-samples", type=_positive_int, default=5000, metavar="K",
                             help="importance samples per example for the test NLL; its time "
@@ -547,9 +547,12 @@ def _throughput_callback():
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start, self._epoch_steps = time.perf_counter(), 0
+            self._first_iteration = int(self.model.optimizer.iterations)
 
         def on_train_batch_end(self, batch, logs=None):
-            self._epoch_steps = batch + 1
+            # the optimizer's count, not `batch`: with steps_per_execution N, Keras reports the
+            # last call of an epoch as ending at a multiple of N, past the epoch's last batch
+            self._epoch_steps = int(self.model.optimizer.iterations) - self._first_iteration
             self._last = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):

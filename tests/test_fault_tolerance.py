@@ -193,7 +193,10 @@ def test_non_finite_loss_stops_with_the_epoch_and_step_and_a_loadable_checkpoint
     path = str(tmp_path / "last_good.keras")
     keras.utils.set_random_seed(0)
     model = tiny()
-    model.compile(optimizer=keras.optimizers.SGD(1e-3))
+    # PoisonWeight acts between batches, so it needs every batch's callback; the other fault
+    # runs at tfvae's default steps_per_execution (one call for the epoch's 3 steps)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3),
+                  steps_per_execution=1 if fault == "nan_weight" else None)
     if fault == "nan_weight":
         injector = PoisonWeight(at_step=steps_per_epoch + 2)  # epoch 2, batch 2
     else:
@@ -224,6 +227,29 @@ def test_non_finite_loss_stops_with_the_epoch_and_step_and_a_loadable_checkpoint
     for saved, expected in zip(restored_weights, remember.weights[1]):
         np.testing.assert_array_equal(saved, expected)
     assert np.all(np.isfinite(restored.reconstruct(x_small[:4])))
+
+
+def non_finite_report(x, steps_per_execution):
+    keras.utils.set_random_seed(0)
+    model = tiny()
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), steps_per_execution=steps_per_execution)
+    with pytest.raises(NonFiniteLossError) as raised:
+        model.fit(x, batch_size=32, epochs=5, shuffle=False, verbose=0,
+                  callbacks=[ExplodeLearningRate(epoch=2), StopOnNonFiniteLoss()])
+    match = re.search(r"epoch (\d+), batch (\d+) \(optimizer step (\d+)\)", str(raised.value))
+    assert match, str(raised.value)
+    return model, tuple(map(int, match.groups()))
+
+
+def test_several_steps_per_execution_still_name_the_exact_non_finite_step(x_small):
+    """With 3 steps per epoch run in one call (tfvae's default), Keras reports only the third
+    step's logs; the step named must still be the one whose loss went non-finite first."""
+    model, chunked = non_finite_report(x_small, None)
+    assert model.steps_per_execution == tfvae.models.base.DEFAULT_STEPS_PER_EXECUTION > 3
+    _, single = non_finite_report(x_small, 1)
+    assert chunked == single
+    epoch, batch, step = single
+    assert epoch == 2 and 1 <= batch < 3, single  # not the last batch of the call: a real check
 
 
 # ----------------------------------------------------------------- reproducibility

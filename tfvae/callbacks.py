@@ -41,7 +41,8 @@ class NonFiniteLossError(RuntimeError):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops `fit()` at the first non-finite loss with an error naming the epoch and step.
+    """Stops `fit()` at the first non-finite loss with an error naming the epoch and step (the
+    exact one for tfvae models, also when `steps_per_execution` runs several steps per call).
 
     It raises inside the batch, before `on_epoch_end`, so checkpoint callbacks never write the
     broken weights: the last checkpoint written stays the last good state.
@@ -50,15 +51,22 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     def __init__(self, checkpoint_hint=None):
         super().__init__()
         self.checkpoint_hint = checkpoint_hint
-        self.epoch = 0
+        self.epoch, self.epoch_start = 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self.epoch_start = int(np.asarray(self.model.optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(np.asarray(loss).ravel()[0])):
             step = int(np.asarray(self.model.optimizer.iterations))
+            # With steps_per_execution N the logs come every N-th batch; a tfvae model records
+            # the step whose loss first went non-finite (1-based below, as `iterations` after it).
+            record = getattr(self.model, "first_nonfinite_step", None)
+            first = int(np.asarray(record.result())) if record is not None else -1
+            if first >= 0:
+                step, batch = first + 1, first - self.epoch_start
             hint = (f" The last good checkpoint is {self.checkpoint_hint}."
                     if self.checkpoint_hint and os.path.exists(self.checkpoint_hint) else "")
             raise NonFiniteLossError(

@@ -62,6 +62,38 @@ def _copy_optimizer(optimizer):
     return type(optimizer).from_config(config)
 
 
+#: `compile()`'s `steps_per_execution` when none is given, on one device: train steps per call
+#: into the graph. Fewer calls from Python cut `fit()`'s per-step dispatch, which dominates small
+#: models' steps; callbacks still see every epoch, and batch-level ones every N-th batch (as
+#: Keras documents). Under a tf.distribute strategy the default stays Keras' 1: in Keras 3.15 a
+#: MirroredStrategy fit with more than one step per execution fails for any model ("must feed a
+#: value for placeholder tensor 'while/cond/Placeholder'", a plain Dense model included).
+DEFAULT_STEPS_PER_EXECUTION = 10
+
+
+class FirstNonFiniteStep(keras.metrics.Metric):
+    """The optimizer step (0-based: `iterations` before it) at which a training phase's loss was
+    first non-finite since the last reset (each epoch), or -1. Kept out of the logs: with
+    `steps_per_execution` N, Keras reports only every N-th step's logs, and this names the exact
+    step for `callbacks.StopOnNonFiniteLoss`."""
+
+    def __init__(self, name="first_nonfinite_step"):
+        super().__init__(name=name, dtype="int64")
+        self.step = self.add_variable(shape=(), initializer=keras.initializers.Constant(-1),
+                                      dtype="int64", aggregation="only_first_replica", name="step")
+
+    def update_state(self, loss, step):
+        first = tf.logical_and(self.step < 0,
+                               tf.logical_not(tf.reduce_all(tf.math.is_finite(loss))))
+        self.step.assign(tf.where(first, tf.cast(step, "int64"), self.step))
+
+    def result(self):
+        return tf.convert_to_tensor(self.step)
+
+    def reset_state(self):
+        self.step.assign(-1)
+
+
 #: What `GenerativeModel.phase_count` returns for a phase dropped from the traced step.
 _SKIPPED = object()
 
@@ -125,6 +157,7 @@ class GenerativeModel(keras.Model):
         self.validate_inputs = bool(validate_inputs)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        self.first_nonfinite_step = FirstNonFiniteStep()
         self.extra_optimizers = {}
         # Keras does not save a SeedGenerator's state; tracking it puts it in every checkpoint,
         # so a resumed or reloaded model continues the noise sequence instead of replaying it.
@@ -137,9 +170,9 @@ class GenerativeModel(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers.values())
+        return list(self.trackers.values()) + [self.first_nonfinite_step]
 
-    def compile(self, optimizer="adam", **kwargs):
+    def compile(self, optimizer="adam", steps_per_execution=None, **kwargs):
         """Keras `compile`, plus one optimizer per extra name in `optimizer_names`.
 
         Optimizers are built here, outside any replica context, so that they work under
@@ -149,12 +182,20 @@ class GenerativeModel(keras.Model):
         `LossScaleOptimizer`, as Keras wraps `optimizer` (unless `auto_scale_loss=False`).
         A plain `keras.optimizers.Adam` (the default "adam" too) becomes, in place, a
         `tfvae.optimizers.Adam`: the same object and equations, one fused kernel per variable.
+        `steps_per_execution` defaults to `DEFAULT_STEPS_PER_EXECUTION` (10), not Keras' 1, on
+        one device (under a tf.distribute strategy, 1; see the constant): epoch callbacks,
+        history and validation are unchanged, batch-level callbacks run every 10th batch, and
+        `callbacks.StopOnNonFiniteLoss` still names the exact step. Pass
+        `steps_per_execution=1` for a callback that must see every batch.
         """
         if not self.built:
             self.build()
         optimizer = optimizers.fused(keras.optimizers.get(optimizer))
         extras = {name: kwargs.pop(name, None) for name in self.optimizer_names[1:]}
-        super().compile(optimizer=optimizer, **kwargs)
+        if steps_per_execution is None:
+            distributed = self._distribute_strategy is not None or tf.distribute.has_strategy()
+            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
+        super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
         scale = kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
         self.extra_optimizers = {}
         for name, extra in extras.items():
@@ -313,6 +354,7 @@ class GenerativeModel(keras.Model):
     def train_step(self, data):
         x, y = self._unpack(data)
         seed = self.step_seed()
+        step = tf.convert_to_tensor(self.optimizer.iterations)  # before this step's updates
         for index, phase in enumerate(self.training_phases()):
             count = self.phase_count(phase, x, y)
             if count is _SKIPPED:
@@ -326,6 +368,7 @@ class GenerativeModel(keras.Model):
                 if phase.regularization and self.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
                 scaled_loss = optimizer.scale_loss(loss)  # loss scaling under mixed_float16
+            self.first_nonfinite_step.update_state(loss, step)
             gradients = tape.gradient(scaled_loss, phase.variables)
             if count is None:
                 optimizer.apply_gradients(zip(gradients, phase.variables))
@@ -388,7 +431,7 @@ class GenerativeModel(keras.Model):
         Under MultiWorkerMirroredStrategy Keras 3.15 cannot reduce scalar logs across workers
         (tensorflow#72388, keras#20585), so there each result is returned with shape [1].
         """
-        results = {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.trackers.values()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
