@@ -591,7 +591,7 @@ def spawn(command, label):
     return result
 
 
-IMPLS = {"tfvae": "tfvae AdversarialAutoencoder (Keras defaults: compile(optimizer=Adam(1e-3)), graph mode)",
+IMPLS = {"tfvae": "tfvae AdversarialAutoencoder (defaults: compile(optimizer=keras.optimizers.Adam(1e-3)), graph mode)",
          "pythae": "pythae Adversarial_AE (its AdversarialTrainer.train_step)",
          "torch": "plain PyTorch, tfvae's three phases per step"}
 
