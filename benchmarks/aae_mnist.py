@@ -53,7 +53,6 @@ PARTS = {"a": "priors", "b": "semi-supervised", "c": "clustering", "d": "Parzen"
 PRIORS = (("standard_normal", "N(0, I)"), ("mixture_of_gaussians", "mixture of 10 Gaussians"),
           ("swiss_roll", "swiss roll"))
 PAPER = {"semi_supervised_error": 0.0190, "clustering_error": 0.0955, "parzen": (340.0, 2.0)}
-VENV_PYTHON = Path("/tmp/aae-torch-venv/bin/python")
 
 FULL = dict(hidden=[1000, 1000], epochs=30, batch_size=100, train_examples=5000,
             test_examples=10000, prior_samples=10000, labels_per_class=10, labelled_per_batch=10,
@@ -557,23 +556,6 @@ def worker_speed(cfg):
             "tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__}
 
 
-def torch_python(explicit):
-    """The interpreter for the PyTorch side: --torch-python, $TFVAE_TORCH_PYTHON, this one if it
-    has torch and pythae, else /tmp/aae-torch-venv (see torch_aae_reference.py); None if none."""
-    import importlib.util
-
-    for candidate in (explicit, os.environ.get("TFVAE_TORCH_PYTHON")):
-        if candidate:
-            return str(candidate)
-    if importlib.util.find_spec("torch") and importlib.util.find_spec("pythae"):
-        return sys.executable
-    if VENV_PYTHON.exists():
-        return str(VENV_PYTHON)
-    if importlib.util.find_spec("torch"):
-        return sys.executable
-    return None
-
-
 def spawn(command, label):
     """Run one measurement in a fresh process; its last JSON line or {"error": ...}."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="-1", TQDM_DISABLE="1")
@@ -601,6 +583,8 @@ def part_speed(data_dir, s, args):
     cfg = {"data": str(data_dir), "hidden": s["hidden"], "batch_size": s["batch_size"],
            "epochs": s["speed_epochs"], "train_examples": s["speed_train_examples"],
            "seed": s["seed"], "latent_dim": 2}
+    from run import torch_python
+
     python = torch_python(args.torch_python)
     runs = {impl: [] for impl in IMPLS}
     for round_index in range(s["speed_rounds"]):  # alternate the sides, so drift hits all

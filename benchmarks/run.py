@@ -27,7 +27,27 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 MODELS = {"VAE": ("VAE", 1), "IWAE k=5": ("IWAE", 5), "IWAE k=50": ("IWAE", 50)}  # paper configs
 MODES = ("eager", "graph", "xla")
 PRECISIONS = ("float32", "bfloat16")  # side by side with PyTorch: both sides in the same precision
-TORCH_PAIRS = {"VAE": 1, "IWAE k=50": 50}  # tfvae model -> k of the PyTorch reference
+TORCH_PAIRS = {"VAE": 1, "IWAE k=50": 50}  # tfvae model -> k of the PyTorch references
+# The sides of the comparison, alternating in each round. "tfvae defaults" is what a user gets from
+# compile(optimizer=keras.optimizers.Adam(...)) and nothing else; "tfvae best" adds the settings
+# that make it fastest here (graph mode, --steps-per-execution).
+SIDES = {"float32": ("tfvae defaults", "tfvae best", "pythae", "torch"),
+         "bfloat16": ("tfvae best", "torch")}  # pythae has no CPU mixed precision
+SIDE_NAMES = {"tfvae defaults": "tfvae, `compile(optimizer=Adam(...))` only",
+              "tfvae best": "tfvae, graph mode and steps_per_execution {spe}",
+              "pythae": "pythae {pythae} (`BaseTrainer.train_step`)",
+              "torch": "hand-written PyTorch loop"}
+VENV_PYTHON = Path("/tmp/aae-torch-venv/bin/python")  # see benchmarks/torch_aae_reference.py
+
+
+def native_bfloat16():
+    """Whether this CPU has bfloat16 instructions (avx512_bf16 or amx_bf16). Without them both
+    sides emulate bfloat16 and the bfloat16 comparison measures only the emulations."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def data_source():
@@ -60,10 +80,12 @@ def worker_train(cfg):
     cls, k = MODELS[cfg["model"]]
     model = paper_model(getattr(tfvae, cls), k, cfg["seed"])
     eager = cfg["mode"] == "eager"
-    # jit_compile=False for "graph": Keras' default "auto" means XLA whenever a GPU is visible.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4),
-                  run_eagerly=eager, jit_compile=cfg["mode"] == "xla",
-                  steps_per_execution=1 if eager else cfg["steps_per_execution"])
+    optimizer = keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-4)
+    if cfg.get("defaults"):  # what a user writes: tfvae's compile() chooses the rest
+        model.compile(optimizer=optimizer)
+    else:  # jit_compile=False for "graph": Keras' "auto" means XLA whenever a GPU is visible.
+        model.compile(optimizer=optimizer, run_eagerly=eager, jit_compile=cfg["mode"] == "xla",
+                      steps_per_execution=1 if eager else cfg["steps_per_execution"])
     timer = EpochTimer()
     history = model.fit(ds, epochs=cfg["epochs"], verbose=0, callbacks=[timer])
     examples = int(ds.cardinality()) * cfg["batch_size"]
@@ -73,26 +95,47 @@ def worker_train(cfg):
             "examples_per_s": examples / steady, "epoch_times_s": timer.times,
             "best_examples_per_s": examples / min(timer.times[1:] or timer.times),
             "precision": cfg.get("precision", "float32"),
-            "steps_per_execution": 1 if eager else cfg["steps_per_execution"],
+            "steps_per_execution": int(model.steps_per_execution),
+            "optimizer": type(model.optimizer).__module__ + "." + type(model.optimizer).__name__,
             "jit_compile": bool(model.jit_compile), "final_loss": history.history["loss"][-1]}
 
 
-def worker_torch(cfg):
-    import numpy as np
-    import torch_reference
+def torch_command(cfg, side, python):
+    """The command line of one PyTorch-side measurement (`side` "pythae" or "torch"), run by
+    `python` (an interpreter with torch, and pythae for "pythae"; it need not have tfvae)."""
+    train_examples = cfg["train_examples"] or 5000
+    data = str(MNIST) if data_source()[0] == str(MNIST) else None  # None: random pixels
+    if side == "pythae":
+        config = {"k": cfg["k"], "epochs": cfg["epochs"], "train_examples": train_examples,
+                  "threads": cpu_cores(), "seed": cfg["seed"], "batch_size": cfg["batch_size"],
+                  "data": data}
+        return [python, str(HERE / "pythae_reference.py"), "--config", json.dumps(config)]
+    epoch_steps = train_examples // cfg["batch_size"]
+    config = {"k": cfg["k"], "batch_size": cfg["batch_size"], "data": data,
+              "train_examples": train_examples,
+              "steps": max((cfg["epochs"] - 1) * epoch_steps, 1),  # as many as tfvae's steady epochs
+              "warmup_steps": cfg["torch_warmup_steps"], "threads": cpu_cores(), "seed": cfg["seed"],
+              "compile": cfg["torch_compile"], "window_steps": epoch_steps,
+              "precision": cfg.get("precision", "float32")}
+    return [python, str(HERE / "torch_reference.py"), "--config", json.dumps(config)]
 
-    x = torch_reference.load_mnist_images(MNIST)
-    if x is None:
-        with np.load(ROOT / "tfvae" / "data" / "mnist_sample.npz") as data:
-            x = data["x_train"].reshape(-1, 784).astype(np.float32) / 255.0
-    x = x[:cfg["train_examples"]]
-    epoch_steps = len(x) // cfg["batch_size"]
-    steps = (cfg["epochs"] - 1) * epoch_steps  # as many as tfvae's steady epochs, timed per epoch
-    return torch_reference.train_throughput(
-        x, k=cfg["k"], batch_size=cfg["batch_size"], steps=max(steps, 1),
-        warmup_steps=cfg["torch_warmup_steps"], threads=cpu_cores(), seed=cfg["seed"],
-        compile=cfg["torch_compile"], window_steps=epoch_steps,
-        precision=cfg.get("precision", "float32"))
+
+def torch_python(explicit=None):
+    """The interpreter for the PyTorch sides: `explicit` (--torch-python), $TFVAE_TORCH_PYTHON,
+    this one if it has torch and pythae, else /tmp/aae-torch-venv (see torch_aae_reference.py),
+    else this one if it has torch; None if none has."""
+    import importlib.util
+
+    for candidate in (explicit, os.environ.get("TFVAE_TORCH_PYTHON")):
+        if candidate:
+            return str(candidate)
+    if importlib.util.find_spec("torch") and importlib.util.find_spec("pythae"):
+        return sys.executable
+    if VENV_PYTHON.exists():
+        return str(VENV_PYTHON)
+    if importlib.util.find_spec("torch"):
+        return sys.executable
+    return None
 
 
 def matmul_flops(network):
@@ -147,8 +190,7 @@ def worker_pipeline(cfg):
     return {"examples": count, "seconds": seconds, "examples_per_s": count / seconds}
 
 
-WORKERS = {"train": worker_train, "torch": worker_torch, "eval": worker_eval,
-           "pipeline": worker_pipeline}
+WORKERS = {"train": worker_train, "eval": worker_eval, "pipeline": worker_pipeline}
 
 
 def run_worker(cfg):
@@ -176,13 +218,14 @@ def json_subprocess(command, env, cwd=None):
     return result
 
 
-def spawn(cfg, device):
-    """Run one worker in a fresh interpreter; its JSON result or {"error": ...}."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def spawn(cfg, device, command=None):
+    """Run one worker (or `command`) in a fresh interpreter; its JSON result or {"error": ...}."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TQDM_DISABLE="1")
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"
-    result = json_subprocess([sys.executable, __file__, "--worker", json.dumps(cfg)], env)
-    label = " ".join(str(cfg[key]) for key in ("kind", "model", "mode", "k", "chunk_size") if key in cfg)
+    result = json_subprocess(command or [sys.executable, __file__, "--worker", json.dumps(cfg)], env)
+    label = " ".join(str(cfg[key]) for key in ("kind", "side", "model", "mode", "precision", "k",
+                                                "chunk_size") if key in cfg)
     print(f"  [{device}] {label}: {summary_line(result)}", flush=True)
     return result
 
@@ -201,14 +244,21 @@ def measure(cfg, device):
     for model in MODELS:
         for mode in MODES:
             out["train"][f"{model}|{mode}"] = spawn(dict(cfg, kind="train", model=model, mode=mode), device)
-    if device == "cpu":  # the PyTorch reference runs on the CPU only
-        for precision in PRECISIONS:
+    if device == "cpu":  # the PyTorch sides run on the CPU only
+        python = torch_python(cfg["torch_python"])
+        for precision in PRECISIONS if native_bfloat16() else ("float32",):
             for model, k in TORCH_PAIRS.items():
-                runs = {"tfvae": [], "torch": []}
-                for _ in range(cfg["rounds"]):  # alternate the two sides, so drift hits both
-                    runs["torch"].append(spawn(dict(cfg, kind="torch", k=k, precision=precision), device))
-                    runs["tfvae"].append(spawn(dict(cfg, kind="train", model=model, mode="graph",
-                                                    precision=precision), device))
+                runs = {side: [] for side in SIDES[precision]}
+                for _ in range(cfg["rounds"]):  # alternate the sides, so drift hits all
+                    for side in runs:
+                        side_cfg = dict(cfg, kind="train", side=side, model=model, mode="graph",
+                                        precision=precision, k=k, defaults=side == "tfvae defaults")
+                        if side.startswith("tfvae"):
+                            runs[side].append(spawn(side_cfg, device))
+                        elif python is None:
+                            runs[side].append({"error": "no interpreter with torch: pass --torch-python"})
+                        else:
+                            runs[side].append(spawn(side_cfg, device, torch_command(side_cfg, side, python)))
                 out["torch"][f"{model}|{precision}"] = runs
     for chunk in cfg["eval_chunk_sizes"]:
         out["eval"].append(spawn(dict(cfg, kind="eval", chunk_size=chunk), device))
@@ -217,18 +267,25 @@ def measure(cfg, device):
 
 
 def side_by_side(runs):
-    """Best and typical examples/s of each side over its rounds, or None if a run failed.
+    """{side: (best, typical) examples/s over its rounds}, without the sides where a run failed.
 
-    best = the fastest epoch (tfvae) or window of as many steps (PyTorch) seen in any round: on a
-    shared machine the minimum time is the best estimate of what the code can do (the `timeit`
-    convention); typical = the median over rounds of each run's median epoch/window.
+    best = the fastest epoch (tfvae, pythae) or window of as many steps (PyTorch loop) seen in any
+    round: on a shared machine the minimum time is the best estimate of what the code can do (the
+    `timeit` convention); typical = the median over rounds of each run's median epoch/window.
     """
-    if any("error" in r for side in runs.values() for r in side):
-        return None
-    return {"tfvae": (max(r["best_examples_per_s"] for r in runs["tfvae"]),
-                      statistics.median(r["examples_per_s"] for r in runs["tfvae"])),
-            "torch": (max(r["best_examples_per_s"] for r in runs["torch"]),
-                      statistics.median(r["median_examples_per_s"] for r in runs["torch"]))}
+    return {side: (max(r["best_examples_per_s"] for r in results),
+                   statistics.median(r["median_examples_per_s"] if "median_examples_per_s" in r
+                                     else r["examples_per_s"] for r in results))
+            for side, results in runs.items() if results and not any("error" in r for r in results)}
+
+
+RATIOS = (("tfvae defaults", "pythae", 1.5), ("tfvae best", "pythae", None), ("tfvae best", "torch", 1.5))
+
+
+def ratios(pair):
+    """[(numerator, denominator, target, best ratio, typical ratio)] for the sides measured."""
+    return [(a, b, goal, pair[a][0] / pair[b][0], pair[a][1] / pair[b][1])
+            for a, b, goal in RATIOS if a in pair and b in pair]
 
 
 def targets(section):
@@ -236,11 +293,10 @@ def targets(section):
     rows = []
     for key, runs in section["torch"].items():
         model, precision = key.split("|")
-        pair = side_by_side(runs)
-        if pair and precision == "float32":
-            best, typical = pair["tfvae"][0] / pair["torch"][0], pair["tfvae"][1] / pair["torch"][1]
-            rows.append((f"{model}: tfvae (graph) / PyTorch >= 1.5, float32, best epochs",
-                         f"{best:.2f} (typical {typical:.2f})", best >= 1.5))
+        for a, b, goal, best, typical in ratios(side_by_side(runs)) if precision == "float32" else ():
+            if goal:
+                rows.append((f"{model}: {a} / {b} >= {goal}, float32, best epochs",
+                             f"{best:.2f} (typical {typical:.2f})", best >= goal))
     evals = [r for r in section["eval"] if "ratio" in r]
     if evals:
         ratio = min(r["ratio"] for r in evals)
@@ -299,31 +355,7 @@ def section_markdown(title, section, cfg):
     md += [table(["model", "mode", "steps/exec", "first epoch s", "steady epoch s",
                   "compile overhead s", "examples/s", "best epoch ex/s", "peak RSS MiB"], rows), ""]
     if section["torch"]:
-        rows = []
-        for key, runs in section["torch"].items():
-            model, precision = key.split("|")
-            pair = side_by_side(runs)
-            if pair is None:
-                errors = [r["error"] for side in runs.values() for r in side if "error" in r]
-                rows.append([model, TORCH_PAIRS[model], precision, "ERROR: " + errors[0]] + [""] * 5)
-                continue
-            torch = runs["torch"][0]
-            rows.append([model, TORCH_PAIRS[model], precision, f"{pair['tfvae'][0]:.0f}",
-                         f"{pair['tfvae'][1]:.0f}", f"{pair['torch'][0]:.0f}", f"{pair['torch'][1]:.0f}",
-                         f"**{pair['tfvae'][0] / pair['torch'][0]:.2f}**",
-                         f"{pair['tfvae'][1] / pair['torch'][1]:.2f}"])
-        md += ["### Side by side with PyTorch", "",
-               f"`benchmarks/torch_reference.py` (PyTorch {torch_version(section)}, CPU, "
-               f"{runs['torch'][0].get('threads', '?')} threads{', torch.compile' if cfg.get('torch_compile') else ''}) "
-               "against tfvae in graph mode (its fastest CPU mode above): same model, batch, optimizer and "
-               f"data, {cfg['rounds']} rounds per pair, each side in a fresh process and the two sides "
-               "alternating. ex/s over epochs 2..n (PyTorch: windows of one epoch's steps); best = the "
-               "fastest epoch of any round, typical = median over rounds of each run's median epoch. "
-               "float32 is the comparison the target is about; bfloat16 puts both sides in mixed "
-               "precision (Keras `mixed_bfloat16`, `torch.autocast(\"cpu\", torch.bfloat16)`: bfloat16 "
-               "matmuls, float32 weights and log-likelihoods).", "",
-               table(["model", "k", "precision", "tfvae best ex/s", "tfvae typical", "PyTorch best ex/s",
-                      "PyTorch typical", "ratio (best)", "ratio (typical)"], rows), ""]
+        md += side_by_side_markdown(section, cfg)
     rows = []
     for r in section["eval"]:
         if "error" in r:
@@ -363,13 +395,51 @@ def section_markdown(title, section, cfg):
     return "\n".join(md)
 
 
+def side_by_side_markdown(section, cfg):
+    versions = {key: next((r[key] for runs in section["torch"].values() for side in runs.values()
+                           for r in side if key in r), "?") for key in ("pythae_version", "torch_version")}
+    names = {side: name.format(spe=cfg["steps_per_execution"], pythae=versions["pythae_version"])
+             for side, name in SIDE_NAMES.items()}
+    rows = []
+    for key, runs in section["torch"].items():
+        model, precision = key.split("|")
+        pair = side_by_side(runs)
+        for side, results in runs.items():
+            if side in pair:
+                rows.append([model, precision, names[side], f"{pair[side][0]:.0f}", f"{pair[side][1]:.0f}"])
+            else:
+                error = next((r["error"] for r in results if "error" in r), "not run")
+                rows.append([model, precision, names[side], "ERROR: " + error, ""])
+        for a, b, goal, best, typical in ratios(pair):
+            target = f" (target {goal})" if goal and precision == "float32" else ""
+            rows.append([model, precision, f"ratio {a} / {b}{target}", f"**{best:.2f}**", f"{typical:.2f}"])
+    tfvae_runs = [r for runs in section["torch"].values() for r in runs.get("tfvae defaults", [])
+                  if "optimizer" in r]
+    defaults = (f"`{tfvae_runs[0]['optimizer']}`, steps_per_execution {tfvae_runs[0]['steps_per_execution']}"
+                if tfvae_runs else "?")
+    return ["### Side by side with pythae and PyTorch", "",
+            f"The same model (the IWAE paper's MLP), batch, optimizer (Adam 1e-3, eps 1e-4) and images "
+            f"(epoch = {section_epoch(section)}), CPU, {cpu_cores()} threads on every side; "
+            f"{cfg['rounds']} rounds, each side in a fresh process and the sides alternating within a "
+            f"round. Sides: *tfvae defaults* is `compile(optimizer=keras.optimizers.Adam(...))` and "
+            f"nothing else (tfvae's compile chose {defaults}); *tfvae best* is graph mode with "
+            f"`steps_per_execution={cfg['steps_per_execution']}`; *pythae* is pythae "
+            f"{versions['pythae_version']}'s `VAE`/`IWAE` under its `BaseTrainer` "
+            "(`benchmarks/pythae_reference.py`; grayscale targets, as pythae has no dynamic "
+            "binarization); *torch* is the hand-written loop of `benchmarks/torch_reference.py` "
+            f"(PyTorch {versions['torch_version']}{', torch.compile' if cfg.get('torch_compile') else ''}). "
+            "ex/s over epochs 2..n (the PyTorch loop: windows of one epoch's steps); best = the "
+            "fastest epoch of any round, typical = the median over rounds of each run's median epoch. "
+            "float32 is what the targets are about; bfloat16 puts both sides in mixed precision (Keras "
+            "`mixed_bfloat16`, `torch.autocast(\"cpu\", torch.bfloat16)`), measured only on a CPU "
+            f"with bfloat16 instructions ({'this one has them' if native_bfloat16() else 'not this one'}). "
+            "The adversarial "
+            "autoencoder's comparison with pythae is part (e) of the AAE section below.", "",
+            table(["model", "precision", "side", "best ex/s", "typical ex/s"], rows), ""]
+
+
 def section_epoch(section):
     return next((r["examples_per_epoch"] for r in section["train"].values() if "examples_per_epoch" in r), "?")
-
-
-def torch_version(section):
-    runs = [r for pair in section["torch"].values() for r in pair["torch"]]
-    return next((r["torch_version"] for r in runs if "torch_version" in r), "?")
 
 
 def report(results):
@@ -401,7 +471,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that everything runs")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
-    p.add_argument("--steps-per-execution", type=int, default=10, help="graph and XLA modes")
+    p.add_argument("--steps-per-execution", type=int, default=50,
+                   help="graph and XLA modes, and the 'tfvae best' side")
     p.add_argument("--epochs", type=int, help="training epochs per configuration (default 5, quick 3)")
     p.add_argument("--train-examples", type=int, help="images per epoch (default all 5k, quick 1000)")
     p.add_argument("--test-examples", type=int, help="evaluation images (default 10000, quick 200)")
@@ -410,6 +481,8 @@ def main(argv=None):
                    help="one or more chunk sizes to time (default: tfvae's own choice)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 in the GPU section")
     p.add_argument("--torch-compile", action="store_true", help="torch.compile the reference step")
+    p.add_argument("--torch-python", help="interpreter with torch and pythae for the PyTorch sides "
+                   "(default: see torch_python())")
     p.add_argument("--rounds", type=int, help="alternating rounds per PyTorch pair (default 2, quick 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -425,7 +498,7 @@ def main(argv=None):
            "eval_samples": a.eval_samples or (1000 if quick else 5000),
            "eval_chunk_sizes": a.eval_chunk_size, "roofline_repeats": 3 if quick else 10,
            "pipeline_epochs": 2 if quick else 5, "torch_warmup_steps": 5 if quick else 20,
-           "torch_compile": a.torch_compile, "mixed_precision": False,
+           "torch_compile": a.torch_compile, "torch_python": a.torch_python, "mixed_precision": False,
            "rounds": a.rounds or (1 if quick else 2)}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(HERE))

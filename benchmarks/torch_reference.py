@@ -232,7 +232,7 @@ def load_mnist_images(data_dir: str | Path | None = None) -> np.ndarray | None:
     return _read_idx_images(path).astype(np.float32) / 255.0
 
 
-if __name__ == "__main__":
+def main(argv=None):
     import argparse
     import json
 
@@ -243,7 +243,17 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--k", type=int, nargs="+", default=[1, 50])
     p.add_argument("--compile", action="store_true")
-    args = p.parse_args()
+    p.add_argument("--config", help="JSON: train_throughput's keyword arguments plus 'data' and "
+                   "'train_examples' (used by run.py); prints one JSON line")
+    args = p.parse_args(argv)
+    if args.config:
+        kwargs = json.loads(args.config)
+        x = load_mnist_images(kwargs.pop("data", None))
+        if x is None:
+            x = np.random.default_rng(0).random((5000, 784), dtype=np.float32)
+        x = x[:kwargs.pop("train_examples", None)]
+        print(json.dumps(train_throughput(x, **kwargs)))
+        return 0
 
     x = load_mnist_images()
     source = "mnist train5k"
@@ -257,3 +267,8 @@ if __name__ == "__main__":
             warmup_steps=args.warmup_steps, threads=args.threads, compile=args.compile,
         )
         print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

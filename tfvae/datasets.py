@@ -485,6 +485,7 @@ class EpochCounter:
             self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def set_epoch(self, epoch):
+        """Make the next iterator start pass `epoch` (what `fit()` does at each epoch's start)."""
         self.variable.assign(int(epoch))
 
     @property

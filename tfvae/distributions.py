@@ -43,6 +43,7 @@ class Prior(keras.layers.Layer):
         return self.distribution().sample(num_samples, seed=seed)
 
     def log_prob(self, z):
+        """log p(z) of codes `z` `[..., latent_dim]`: shape `[...]`."""
         return self.distribution().log_prob(z)
 
     def sample_for_labels(self, labels, seed=None):
@@ -55,6 +56,7 @@ class Prior(keras.layers.Layer):
                                   "with components (mixture_of_gaussians, swiss_roll).")
 
     def call(self, num_samples):  # pragma: no cover - priors are used through their methods
+        """`sample(num_samples)`: priors are used through their methods."""
         return self.sample(num_samples)
 
     def get_config(self):
@@ -94,6 +96,7 @@ class MixtureOfGaussians(Prior):
 
     @property
     def num_classes(self):
+        """The number of mixture components (one per class in the supervised AAE)."""
         return self.num_components
 
     def component(self, k):

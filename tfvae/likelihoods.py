@@ -56,9 +56,11 @@ class Likelihood:
         return tuple(event_shape)
 
     def distribution(self, params, event_ndims):
+        """p(x|z) as a TFP distribution from the decoder's `params`, with the last `event_ndims` axes as one event."""
         raise NotImplementedError
 
     def mean(self, params):
+        """E[x|z] from the decoder's `params`: images in the data's range."""
         raise NotImplementedError
 
     def log_prob(self, params, x, event_ndims):
@@ -67,10 +69,12 @@ class Likelihood:
         return self.distribution(params, event_ndims).log_prob(x)
 
     def get_config(self):
+        """The constructor's arguments, for `from_config` and `.keras` files."""
         return {}
 
     @classmethod
     def from_config(cls, config):
+        """The likelihood that `get_config` describes."""
         return cls(**config)
 
     def __repr__(self):
@@ -89,11 +93,13 @@ class Bernoulli(Likelihood):
     support = (0.0, 1.0)
 
     def distribution(self, params, event_ndims):
+        """p(x|z) as a TFP distribution from the decoder's `params`, with the last `event_ndims` axes as one event."""
         params = tf.cast(params, tf.float32)
         return tfd.Independent(tfd.Bernoulli(logits=params, dtype=tf.float32),
                                reinterpreted_batch_ndims=event_ndims)
 
     def mean(self, params):
+        """E[x|z] from the decoder's `params`: images in the data's range."""
         return tf.sigmoid(tf.cast(params, tf.float32))
 
     def log_prob(self, params, x, event_ndims):
@@ -171,13 +177,16 @@ class Gaussian(Likelihood):
         return loc, self.min_scale + tf.nn.softplus(raw_scale)
 
     def distribution(self, params, event_ndims):
+        """p(x|z) as a TFP distribution from the decoder's `params`, with the last `event_ndims` axes as one event."""
         loc, scale = self._split(params)
         return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=event_ndims)
 
     def mean(self, params):
+        """E[x|z] from the decoder's `params`: images in the data's range."""
         return self._split(params)[0]
 
     def get_config(self):
+        """The constructor's arguments, for `from_config` and `.keras` files."""
         return {"min_scale": self.min_scale}
 
 
@@ -194,10 +203,12 @@ class FixedGaussian(Likelihood):
         self.scale = float(scale)
 
     def distribution(self, params, event_ndims):
+        """p(x|z) as a TFP distribution from the decoder's `params`, with the last `event_ndims` axes as one event."""
         return tfd.Independent(tfd.Normal(tf.cast(params, tf.float32), self.scale),
                                reinterpreted_batch_ndims=event_ndims)
 
     def mean(self, params):
+        """E[x|z] from the decoder's `params`: images in the data's range."""
         return tf.cast(params, tf.float32)
 
     def squared_error_constant(self, num_pixels):
@@ -205,6 +216,7 @@ class FixedGaussian(Likelihood):
         return 0.5 * num_pixels * math.log(2.0 * math.pi * self.scale ** 2)
 
     def get_config(self):
+        """The constructor's arguments, for `from_config` and `.keras` files."""
         return {"scale": self.scale}
 
 

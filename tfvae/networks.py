@@ -59,6 +59,7 @@ class MLP(Network):
             self.head = keras.layers.Dense(math.prod(self.target_shape))
 
     def build(self, input_shape):
+        """Builds the layers for inputs of `input_shape` (the target shape must be set by the model first)."""
         self._require_target()
         width = math.prod(input_shape[1:])
         for layer in self.hidden:
@@ -67,6 +68,7 @@ class MLP(Network):
         self.head.build((input_shape[0], width))
 
     def call(self, inputs):
+        """The network's output `[B, *target_shape]` for inputs `[B, ...]`."""
         h = keras.ops.reshape(inputs, (-1, math.prod(inputs.shape[1:])))
         for layer in self.hidden:
             h = layer(h)
@@ -113,6 +115,7 @@ class ConvEncoder(_ConvNetwork):
             self.head = keras.layers.Dense(math.prod(self.target_shape))
 
     def build(self, input_shape):
+        """Builds the layers for inputs of `input_shape` (the target shape must be set by the model first)."""
         self._require_target()
         if len(input_shape) != 4:
             raise ValueError(f"ConvEncoder expects images (batch, height, width, channels); got {input_shape}.")
@@ -127,6 +130,7 @@ class ConvEncoder(_ConvNetwork):
         self.head.build((shape[0], width))
 
     def call(self, inputs):
+        """The network's output `[B, *target_shape]` for inputs `[B, ...]`."""
         h = inputs
         for conv in self.convs:
             h = conv(h)
@@ -163,6 +167,7 @@ class ConvDecoder(_ConvNetwork):
             self.head = keras.layers.Conv2D(channels, self.kernel_size, padding="same")
 
     def build(self, input_shape):
+        """Builds the layers for inputs of `input_shape` (the target shape must be set by the model first)."""
         self._require_target()
         batch, width = input_shape[0], math.prod(input_shape[1:])
         if self.dense is not None:
@@ -176,6 +181,7 @@ class ConvDecoder(_ConvNetwork):
         self.head.build(shape)
 
     def call(self, inputs):
+        """The network's output `[B, *target_shape]` for inputs `[B, ...]`."""
         h = keras.ops.reshape(inputs, (-1, math.prod(inputs.shape[1:])))
         if self.dense is not None:
             h = self.dense(h)

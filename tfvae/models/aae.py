@@ -279,10 +279,12 @@ class AdversarialAutoencoder(_AdversarialAutoencoderBase):
     # ----------------------------------------------------------------- shapes
     @property
     def decoder_input_dim(self):
+        """Width of the decoder's input: the code, plus a one-hot label with `label_mode="decoder"`."""
         return self.latent_dim + (self.num_classes if self.label_mode == "decoder" else 0)
 
     @property
     def discriminator_input_dim(self):
+        """Width of the discriminator's input: the code, plus a one-hot label and an unlabelled flag with `label_mode="discriminator"`."""
         return self.latent_dim + (self.num_classes + 1 if self.label_mode == "discriminator" else 0)
 
     # ----------------------------------------------------------------- compile
@@ -654,6 +656,7 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
 
     @property
     def decoder_input_dim(self):
+        """Width of the decoder's input: the class (or cluster) one-hot and the style code."""
         return self.num_classes + self.style_dim
 
     # ----------------------------------------------------------------- compile
@@ -855,9 +858,11 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
         return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
 
     def train_step(self, data):
+        """`GenerativeModel.train_step`, without the labelled phase's metrics when `data` has no labels."""
         return self._without_label_metrics(super().train_step(data), data)
 
     def test_step(self, data):
+        """`GenerativeModel.test_step`, without the labelled phase's metrics when `data` has no labels."""
         return self._without_label_metrics(super().test_step(data), data)
 
     def _without_label_metrics(self, results, data):
@@ -967,14 +972,17 @@ class DimensionalityReductionAAE(SemiSupervisedAAE):
 
     @property
     def num_clusters(self):
+        """The number of clusters (cluster heads) of the categorical code."""
         return self.num_classes
 
     @property
     def latent_dim(self):
+        """n, the dimension of the representation W·y + z (and of the style z)."""
         return self.style_dim
 
     @property
     def decoder_input_dim(self):
+        """Width of the decoder's input: the n-D representation W·y + z."""
         return self.style_dim
 
     def decoder_input(self, z, y):

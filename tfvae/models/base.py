@@ -165,6 +165,7 @@ class GenerativeModel(keras.Model):
 
     # ----------------------------------------------------------------- Keras plumbing
     def build(self, input_shape=None):
+        """Marks the model built: every variable is created in `__init__` (and `compile`)."""
         # Every variable is created in __init__, so there is nothing left to build.
         self.built = True
 
@@ -208,6 +209,7 @@ class GenerativeModel(keras.Model):
             self.get_optimizer(phase.optimizer_name).build(phase.variables)
 
     def get_optimizer(self, name):
+        """The optimizer named `name`: "optimizer" (`compile(optimizer=...)`) or an extra one of `compile`."""
         return self.optimizer if name == "optimizer" else self.extra_optimizers[name]
 
     def get_compile_config(self):
@@ -352,6 +354,7 @@ class GenerativeModel(keras.Model):
         raise NotImplementedError
 
     def train_step(self, data):
+        """One step of `fit()`: each of `training_phases()` in order, one gradient update each; returns the trackers' results."""
         x, y = self._unpack(data)
         seed = self.step_seed()
         step = tf.convert_to_tensor(self.optimizer.iterations)  # before this step's updates
@@ -378,6 +381,7 @@ class GenerativeModel(keras.Model):
         return self.tracker_results()
 
     def test_step(self, data):
+        """One step of `evaluate()`: each phase's losses without updates; returns the trackers' results."""
         x, y = self._unpack(data)
         seed = self.step_seed()
         for index, phase in enumerate(self.training_phases()):
@@ -444,6 +448,7 @@ class GenerativeModel(keras.Model):
         super()._maybe_symbolic_build(*args, **kwargs)
 
     def all_optimizers(self):
+        """Every optimizer of the model: the main one first, then the extra ones `compile` named."""
         optimizers = [self.optimizer] if getattr(self, "optimizer", None) is not None else []
         return optimizers + list(self.extra_optimizers.values())
 
@@ -578,6 +583,7 @@ class GenerativeModel(keras.Model):
                              f"[{low:.4g}, {high:.4g}].")
 
     def observation_name(self):
+        """What the model's inputs are called in error messages."""
         return "observation"
 
     def check_labels(self, y, num_classes, *, allow_unlabelled=True, x=None, name="y"):

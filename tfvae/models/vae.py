@@ -90,6 +90,7 @@ class VAE(GenerativeModel):
         return self.observation_model.support
 
     def observation_name(self):
+        """The observation model's class name (e.g. "Bernoulli"), used in error messages."""
         return type(self.observation_model).__name__
 
     # ----------------------------------------------------------------- tensors
