@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfvae.models.base import log_likelihood_progbar
 
-__all__ = ["log_likelihood", "codes", "unit_activity", "active_units", "bits_per_dim",
+__all__ = ["log_likelihood", "codes", "unit_activity", "active_units", "active_units_per_layer", "bits_per_dim",
            "parzen_log_likelihood", "ParzenResult", "PARZEN_BANDWIDTHS", "classification_error",
            "clustering_error", "prior_mismatch", "median_bandwidth"]
 
@@ -62,6 +62,24 @@ def unit_activity(model, data, *, batch_size=500):
 def active_units(model, data, threshold=1e-2, *, batch_size=500):
     """The number of latent units with Cov_x(E_q[u]) > `threshold` (Burda et al. 2016, Eq. 16)."""
     return int(np.sum(unit_activity(model, data, batch_size=batch_size) > threshold))
+
+
+def active_units_per_layer(model, data, threshold=1e-2, *, batch_size=500):
+    """Active units of each stochastic layer, bottom first: a list of ints (the criterion of
+    `active_units`, Cov_x(E_q[u]) > `threshold`, per layer), for models whose `encode` returns
+    one mean per layer (`tfvae.LadderVAE`, `tfvae.HierarchicalVAE`); a one-item list otherwise."""
+    layers = None
+    for batch in _batches(data, batch_size):
+        means = model.encode(batch)
+        means = list(means) if isinstance(means, (list, tuple)) else [means]
+        if layers is None:
+            layers = [[] for _ in means]
+        for store, mean in zip(layers, means):
+            store.append(np.asarray(mean))
+    if layers is None:
+        raise ValueError("active_units_per_layer: `data` has no examples.")
+    return [int(np.sum(np.concatenate(values).reshape(-1, np.prod(values[0].shape[1:])).var(axis=0)
+                       > threshold)) for values in layers]
 
 
 def bits_per_dim(nll, num_dims, levels=None):

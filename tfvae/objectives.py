@@ -10,7 +10,7 @@ tfd = tfp.distributions
 
 __all__ = ["log_mean_exp", "kl_divergence", "elbo", "log_importance_weights", "iwae_bound",
            "gaussian_kl", "discriminator_loss", "generator_loss", "categorical_cross_entropy",
-           "cluster_head_distance_penalty"]
+           "cluster_head_distance_penalty", "precision_weighted_merge"]
 
 
 def log_mean_exp(values, axis=0):
@@ -144,3 +144,16 @@ def cluster_head_distance_penalty(heads, eta):
     upper = tf.linalg.band_part(tf.ones([num_heads, num_heads], heads.dtype), 0, -1) - tf.eye(
         num_heads, dtype=heads.dtype)                                        # i < j
     return tf.reduce_sum(upper * tf.nn.relu(eta - distance))
+
+
+def precision_weighted_merge(mean_hat, variance_hat, mean_prior, variance_prior):
+    """The Ladder VAE's posterior from a bottom-up estimate and the top-down prior (Sønderby et
+    al. 2016, Eq. 17-19): σ²_q = 1 / (σ̂⁻² + σ_p⁻²), μ_q = (μ̂ σ̂⁻² + μ_p σ_p⁻²) σ²_q.
+
+    Takes and returns variances (not standard deviations), all of one shape `[..., D]`; the
+    product of the two Gaussian densities, renormalized. Returns (μ_q, σ²_q).
+    """
+    precision_hat, precision_prior = 1.0 / variance_hat, 1.0 / variance_prior
+    variance = 1.0 / (precision_hat + precision_prior)
+    mean = (mean_hat * precision_hat + mean_prior * precision_prior) * variance
+    return mean, variance

@@ -2,7 +2,8 @@
 from tfvae.models.aae import (AdversarialAutoencoder, DimensionalityReductionAAE,
                               SemiSupervisedAAE)
 from tfvae.models.base import GenerativeModel, TrainingPhase
+from tfvae.models.ladder import HierarchicalVAE, LadderVAE
 from tfvae.models.vae import IWAE, VAE
 
 __all__ = ["GenerativeModel", "TrainingPhase", "VAE", "IWAE", "AdversarialAutoencoder", "SemiSupervisedAAE",
-           "DimensionalityReductionAAE"]
+           "DimensionalityReductionAAE", "LadderVAE", "HierarchicalVAE"]
