@@ -1,6 +1,7 @@
 """The `tfvae` command: train, evaluate and sample tfvae models from the shell.
 
     tfvae train iwae --dataset mnist --epochs 100 --out runs/iwae-k5 --num-samples 5
+    tfvae train ladder --dataset mnist --epochs 200 --out runs/lvae --kl-warmup 200
     tfvae evaluate runs/iwae-k5 --dataset mnist --num-samples 5000
     tfvae sample runs/iwae-k5 -n 64 --out grid.png --seed 1
 
@@ -53,7 +54,10 @@ class ModelSpec:
 
     The model is `tfvae.<class_name>(input_shape=..., encoder=..., decoder=..., seed=--seed,
     **{option: value})`, with one keyword argument per name in `options` (a `train` option's
-    destination: `latent_dim`, `prior`, ...) whose value was given or has a default. Options of
+    destination: `latent_dim`, `prior`, ...) whose value was given or has a default. A family
+    with `bodies=False` (the hierarchical VAEs, which size their own networks from
+    `--latent-dims` and `--hidden-units`) gets no encoder and decoder, and refuses the options
+    of `BODY_OPTIONS`; the other families get those options' defaults when not given. Options of
     other families (`MODEL_OPTIONS`) given on the command line are refused. `labels` is None
     (trains on images) or "partial" (trains on (image, label) pairs, all but --labelled of them
     marked unlabelled with -1). Every model compiles with Adam(--learning-rate), which
@@ -64,23 +68,28 @@ class ModelSpec:
     class_name: str
     options: tuple = ()
     labels: str = None
+    bodies: bool = True
 
     def build(self, args, input_shape):
         import tfvae
 
         from tfvae import networks
 
-        if args.network == "conv":
-            encoder = networks.conv_encoder(dense_units=args.hidden[-1], activation=args.activation)
-            decoder = networks.conv_decoder(dense_units=args.hidden[-1], activation=args.activation)
-        else:
-            encoder = networks.mlp(list(args.hidden), activation=args.activation)
-            decoder = networks.mlp(list(args.hidden), activation=args.activation)
-        kwargs = {name: getattr(args, name) for name in self.options
-                  if getattr(args, name, None) is not None and name not in DATA_OPTIONS}
+        kwargs = {}
+        for name in self.options:
+            value = _body_option(args, name) if name in BODY_OPTIONS else getattr(args, name, None)
+            if value is not None and name not in DATA_OPTIONS:
+                kwargs[name] = value
         kwargs = {**FAMILY_DEFAULTS.get(self.class_name, {}), **kwargs}
-        return getattr(tfvae, self.class_name)(input_shape=input_shape, encoder=encoder,
-                                               decoder=decoder, seed=args.seed, **kwargs)
+        if self.bodies:
+            hidden, activation = _body_option(args, "hidden"), _body_option(args, "activation")
+            if _body_option(args, "network") == "conv":
+                kwargs["encoder"] = networks.conv_encoder(dense_units=hidden[-1], activation=activation)
+                kwargs["decoder"] = networks.conv_decoder(dense_units=hidden[-1], activation=activation)
+            else:
+                kwargs["encoder"] = networks.mlp(list(hidden), activation=activation)
+                kwargs["decoder"] = networks.mlp(list(hidden), activation=activation)
+        return getattr(tfvae, self.class_name)(input_shape=input_shape, seed=args.seed, **kwargs)
 
     def compile(self, model, args):
         import keras
@@ -94,8 +103,14 @@ class ModelSpec:
 DATA_OPTIONS = ("labelled",)
 #: Constructor arguments a family needs that have no default in its class.
 FAMILY_DEFAULTS = {"SemiSupervisedAAE": {"num_classes": 10, "style_dim": 10}}
+#: The options of the families built from encoder and decoder bodies (`ModelSpec.bodies`), with
+#: their defaults (the parser's are None, so that a family without bodies can refuse them).
+BODY_OPTIONS = {"latent_dim": 50, "prior": "standard_normal", "network": "mlp",
+                "hidden": (200, 200), "activation": "tanh"}
 
 _VAE_OPTIONS = ("latent_dim", "likelihood", "prior", "beta", "num_samples")
+_HIERARCHICAL_OPTIONS = ("latent_dims", "hidden_units", "batch_norm", "likelihood", "beta",
+                         "num_samples")
 
 #: `tfvae train MODEL`: name -> ModelSpec. A new family adds one entry.
 MODELS = {
@@ -107,20 +122,45 @@ MODELS = {
     "ssaae": ModelSpec("semi-supervised adversarial autoencoder and clustering (Makhzani et al. "
                        "2016)", "SemiSupervisedAAE",
                        ("num_classes", "style_dim", "likelihood", "labelled"), labels="partial"),
+    "ladder": ModelSpec("ladder variational autoencoder (Sønderby et al. 2016)", "LadderVAE",
+                        _HIERARCHICAL_OPTIONS, bodies=False),
+    "hvae": ModelSpec("hierarchical VAE with bottom-up inference, the ladder VAE's baseline "
+                      "(Sønderby et al. 2016)", "HierarchicalVAE", _HIERARCHICAL_OPTIONS,
+                      bodies=False),
 }
 
 #: Options that only some families take: given for another family, they are refused.
 MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup", "num_classes", "style_dim",
-                 "labelled")
+                 "labelled", "latent_dims", "hidden_units", "batch_norm")
+
+
+def _option(name, value=None):
+    """The command-line form of option `name` as given: --no-batch-norm for batch_norm False."""
+    flag = name.replace("_", "-")
+    return f"--no-{flag}" if value is False else f"--{flag}"
+
+
+def _body_option(args, name):
+    """The value of the body option `name` (`BODY_OPTIONS`): as given, else its default."""
+    value = getattr(args, name, None)
+    return BODY_OPTIONS[name] if value is None else value
 
 
 def _check_model_options(spec, args):
-    """UsageError for an option given on the command line that `spec`'s family does not take."""
+    """UsageError for an option given on the command line that `spec`'s family does not take
+    (every such option's parser default is None: given means not None)."""
     for name in MODEL_OPTIONS:
-        if getattr(args, name, None) and name not in spec.options + (
+        value = getattr(args, name, None)
+        if value is not None and name not in spec.options + (
                 ("kl_warmup",) if "beta" in spec.options else ()):
-            raise UsageError(f"--{name.replace('_', '-')} does not apply to {args.model} "
+            raise UsageError(f"{_option(name, value)} does not apply to {args.model} "
                              f"({spec.description})")
+    if not spec.bodies:
+        for name in BODY_OPTIONS:
+            if getattr(args, name, None) is not None:
+                raise UsageError(f"{_option(name)} does not apply to {args.model} "
+                                 f"({spec.description}): it is sized by --latent-dims and "
+                                 "--hidden-units")
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -247,13 +287,14 @@ def build_parser():
                       help="evaluate this split after every epoch instead of a held-out part "
                            "of the training split, or 'none' (default: the held-out part)")
     model = train.add_argument_group("model")
-    model.add_argument("--latent-dim", type=_positive_int, default=50, metavar="D",
-                       help="number of latent units (default: %(default)s)")
+    model.add_argument("--latent-dim", type=_positive_int, default=None, metavar="D",
+                       help="number of latent units (default: 50)")
     model.add_argument("--num-samples", type=_positive_int, default=None, metavar="K",
                        help="samples per example in the training objective: L for vae, k for "
-                            "iwae (default: the model's own, 1 for vae and 5 for iwae)")
+                            "iwae, and for ladder and hvae k > 1 trains with the importance-"
+                            "weighted bound (default: the model's own, 5 for iwae, else 1)")
     model.add_argument("--beta", type=_non_negative_float, default=None, metavar="B",
-                       help="weight of the KL term (beta-VAE; vae, iwae) (default: 1.0)")
+                       help="weight of the KL term (beta-VAE; vae, iwae, ladder, hvae) (default: 1.0)")
     model.add_argument("--num-classes", type=_positive_int, default=None, metavar="K",
                        help="ssaae: classes (or clusters, with --labelled 0) (default: 10)")
     model.add_argument("--style-dim", type=_positive_int, default=None, metavar="D",
@@ -268,17 +309,26 @@ def build_parser():
                             "universal (noise as an extra encoder input) (default: deterministic)")
     model.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                        help="decoder observation model (default: %(default)s)")
-    model.add_argument("--prior", default="standard_normal", metavar="NAME",
+    model.add_argument("--prior", default=None, metavar="NAME",
                        help="latent prior from tfvae.distributions, e.g. standard_normal, "
                             "mixture_of_gaussians, learnable_gaussian, learnable_mixture; the "
-                            "aae also takes swiss_roll (2-D) (default: %(default)s)")
-    model.add_argument("--network", choices=NETWORKS, default="mlp",
+                            "aae also takes swiss_roll (2-D) (default: standard_normal)")
+    model.add_argument("--network", choices=NETWORKS, default=None,
                        help="encoder and decoder bodies; conv uses the last --hidden value as its "
-                            "dense layer (default: %(default)s)")
-    model.add_argument("--hidden", type=_int_list, default=(200, 200), metavar="UNITS",
+                            "dense layer (default: mlp)")
+    model.add_argument("--hidden", type=_int_list, default=None, metavar="UNITS",
                        help="hidden layer sizes, comma-separated (default: 200,200)")
-    model.add_argument("--activation", default="tanh", metavar="NAME",
-                       help="activation of the hidden layers, any Keras name (default: %(default)s)")
+    model.add_argument("--activation", default=None, metavar="NAME",
+                       help="activation of the hidden layers, any Keras name (default: tanh)")
+    model.add_argument("--latent-dims", type=_int_list, default=None, metavar="UNITS",
+                       help="ladder, hvae: units of each stochastic layer, bottom first, "
+                            "comma-separated (default: 64,32,16,8,4, the paper's MNIST model)")
+    model.add_argument("--hidden-units", type=_int_list, default=None, metavar="UNITS",
+                       help="ladder, hvae: units of the deterministic block below each "
+                            "stochastic layer, one per layer (default: 512,256,128,64,32)")
+    model.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                       help="ladder, hvae: batch normalization in every deterministic block, "
+                            "or not (--no-batch-norm) (default: on for ladder, off for hvae)")
     fit = train.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
                      help="number of epochs (required)")
@@ -287,9 +337,9 @@ def build_parser():
                           "an interruption resumes from DIR/backup")
     fit.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
                      help="Adam learning rate (default: %(default)s)")
-    fit.add_argument("--kl-warmup", type=_non_negative_int, default=0, metavar="EPOCHS",
-                     help="raise the KL weight linearly from 0 to --beta over this many epochs; "
-                          "0 turns warm-up off (default: %(default)s)")
+    fit.add_argument("--kl-warmup", type=_non_negative_int, default=None, metavar="EPOCHS",
+                     help="raise the KL weight linearly from 0 to --beta over this many epochs "
+                          "(vae, iwae, ladder, hvae); 0 turns warm-up off (default: 0)")
     fit.add_argument("--seed", type=int, default=0,
                      help="seed of weights, data order, binarization, training noise, samples "
                           "and evaluation (default: %(default)s)")
@@ -477,6 +527,13 @@ def _prior_mismatch(model, x, seed):
     return evaluation.prior_mismatch(evaluation.codes(model, x), samples)
 
 
+def _active_text(active, per_layer):
+    """"12", or with several stochastic layers "12 (per layer, bottom first: 8, 4)"."""
+    if len(per_layer) < 2:
+        return str(active)
+    return f"{active} (per layer, bottom first: {', '.join(str(n) for n in per_layer)})"
+
+
 def _nll_text(figures):
     if figures["nll"] is None:
         return "n/a (the model has no density)"
@@ -567,6 +624,9 @@ def _throughput_callback():
 def cmd_train(args):
     start = time.time()
     _check_model_options(MODELS[args.model], args)
+    if MODELS[args.model].bodies:  # metrics.json records the options the model was built with
+        for name in BODY_OPTIONS:
+            setattr(args, name, _body_option(args, name))
     strategy = make_strategy(args.strategy)  # first: before any other TensorFlow op
     import keras
 
@@ -679,7 +739,9 @@ def cmd_train(args):
 
     test = _density_figures(model, x_test, args.eval_samples, args.seed,
                             binarized=eval_binarize is not None, verbose=verbose)
-    nll, active = test["nll"], evaluation.active_units(model, x_test)
+    nll = test["nll"]
+    active_per_layer = evaluation.active_units_per_layer(model, x_test)
+    active = sum(active_per_layer)
     mismatch = _prior_mismatch(model, x_test, args.seed)
     classification = None
     if hasattr(model, "classify") and labels and (y_test >= 0).all():
@@ -709,6 +771,7 @@ def cmd_train(args):
                        "num_examples": num_validation if num_validation else None},
         "nll": nll,
         "active_units": active,
+        "active_units_per_layer": active_per_layer,
         "prior_mismatch": mismatch,
         "classification_error": classification,
         "latent_dim": getattr(model, "latent_dim", None),
@@ -735,7 +798,7 @@ def cmd_train(args):
           f"{fit_seconds:.1f} s" + (f" ({rate:.0f} examples/s)" if rate else ""))
     print(f"  test NLL         {nll_text}" + ("" if nll is None else
           f" ({args.eval_samples} importance samples, {len(x_test)} test examples)"))
-    print(f"  active units     {active}")
+    print(f"  active units     {_active_text(active, active_per_layer)}")
     if classification is not None:
         print(f"  test error       {100 * classification:.2f} % (classify(x) on {len(x_test)} "
               f"test examples, {args.labelled} labels in training)")
@@ -775,16 +838,18 @@ def cmd_evaluate(args):
     figures = _density_figures(model, x, args.num_samples, args.seed,
                                binarized=binarize != "none",
                                verbose=1 if sys.stdout.isatty() else 2)
-    active = evaluation.active_units(model, x)
+    active_per_layer = evaluation.active_units_per_layer(model, x)
+    active = sum(active_per_layer)
     model_metrics = model.evaluate(x, batch_size=args.batch_size, verbose=0, return_dict=True)
     result = {"run_dir": str(args.run_dir), "dataset": dataset, "split": args.split,
               "binarize": binarize, "seed": args.seed, **figures, "active_units": active,
+              "active_units_per_layer": active_per_layer,
               "metrics": {name: _scalar(value) for name, value in model_metrics.items()}}
     path = Path(args.run_dir) / "evaluation.json"
     _write_json(path, result)
     print(f"tfvae: evaluated {args.run_dir} on {dataset}/{args.split} ({len(x)} examples)")
     print(f"  NLL              {_nll_text(figures)} ({args.num_samples} importance samples)")
-    print(f"  active units     {active}")
+    print(f"  active units     {_active_text(active, active_per_layer)}")
     for name, value in result["metrics"].items():
         print(f"  {name:16s} {value:.4f}")
     print(f"  written to       {path}")

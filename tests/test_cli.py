@@ -28,7 +28,8 @@ TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim
                  "--beta", "--likelihood", "--prior", "--network", "--hidden", "--activation",
                  "--learning-rate", "--binarize", "--kl-warmup", "--seed", "--strategy",
                  "--jit-compile", "--steps-per-execution", "--eval-samples", "--eval-examples",
-                 "--validation-split", "--validation-fraction", "--train-split", "--verbose"]
+                 "--validation-split", "--validation-fraction", "--train-split", "--verbose",
+                 "--latent-dims", "--hidden-units", "--batch-norm", "--no-batch-norm"]
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
@@ -450,3 +451,96 @@ def test_semi_supervised_aae_trains_on_partly_labelled_data(tmp_path):
     code, _, err = run_main(["train", "vae", "--epochs", "1", "--out", tmp_path / "v",
                              "--labelled", "20"] + TINY)
     assert_one_error_line(err, code, 2, "--labelled does not apply to vae")
+
+
+# --------------------------------------------------------------------------- ladder and hvae
+#: The hierarchical families' tiny run: two stochastic layers, no --latent-dim or --hidden.
+HIERARCHICAL_TINY = ["--dataset", "sample", "--latent-dims", "4,2", "--hidden-units", "16,8",
+                     "--eval-samples", "5", "--eval-examples", "20", "--validation-split",
+                     "none", "--verbose", "0"]
+
+
+def test_ladder_trains_with_warm_up_evaluates_and_reports_units_per_layer(tmp_path):
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "ladder", "--epochs", "1", "--out", out,
+                                     "--kl-warmup", "2"] + HIERARCHICAL_TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert metrics["model"] == "ladder" and math.isfinite(metrics["nll"]) and metrics["nll"] > 0
+    config = metrics["config"]
+    assert config["latent_dims"] == [4, 2] and config["hidden_units"] == [16, 8]
+    assert config["batch_norm"] is True  # the ladder's default
+    assert metrics["latent_dim"] == 2    # the top layer: what sample draws
+    per_layer = metrics["active_units_per_layer"]
+    assert len(per_layer) == 2 and 0 <= per_layer[0] <= 4 and 0 <= per_layer[1] <= 2
+    assert metrics["active_units"] == sum(per_layer)
+    assert f"active units     {sum(per_layer)} (per layer, bottom first: " in stdout
+    assert {"kl", "kl_1", "kl_2", "kl_weight"} <= set(metrics["history"])
+    assert metrics["history"]["kl_weight"] == [0.0]  # warm-up: epoch 1 of 2 trains with β = 0
+    import tensorflow as tf
+
+    encode = tf.saved_model.load(str(out / "saved_model")).signatures["encode"]
+    assert set(encode.structured_outputs) == {"mean_1", "mean_2"}
+
+    code, stdout, stderr = run_main(["evaluate", out, "--num-samples", "5", "--examples", "30"])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert math.isfinite(result["nll"]) and result["nll"] > 0 and result["num_examples"] == 30
+    assert len(result["active_units_per_layer"]) == 2
+    assert result["active_units"] == sum(result["active_units_per_layer"])
+    assert {"kl_1", "kl_2"} <= set(result["metrics"])
+    assert f"{result['nll']:.3f} nats" in stdout and "per layer, bottom first" in stdout
+    code, _, stderr = run_main(["sample", out, "-n", "4", "--out", tmp_path / "s.png"])
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize("model, options, config", [
+    ("hvae", ["--batch-norm", "--num-samples", "2"], {"batch_norm": True, "num_samples": 2}),
+    ("hvae", [], {"batch_norm": False, "num_samples": 1}),
+    ("ladder", ["--no-batch-norm", "--beta", "0.5"], {"batch_norm": False, "beta": 0.5}),
+])
+def test_hierarchical_options_reach_the_model(tmp_path, model, options, config):
+    out = tmp_path / "run"
+    code, _, stderr = run_main(["train", model, "--epochs", "1", "--out", out] + options
+                               + HIERARCHICAL_TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert {key: metrics["config"][key] for key in config} == config
+    assert ("iwae_bound" in metrics["history"]) == (config.get("num_samples", 1) > 1)
+    assert len(metrics["active_units_per_layer"]) == 2
+
+
+@pytest.mark.parametrize("model, option", [
+    ("vae", ["--latent-dims", "4,2"]), ("aae", ["--hidden-units", "8"]),
+    ("vae", ["--batch-norm"]), ("iwae", ["--no-batch-norm"]), ("vae", ["--labelled", "0"]),
+])
+def test_hierarchical_options_are_refused_by_other_families(tmp_path, model, option):
+    code, _, err = run_main(["train", model, "--epochs", "1", "--out", tmp_path / "run"]
+                            + TINY + option)
+    assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model, option", [
+    ("ladder", ["--latent-dim", "4"]), ("hvae", ["--hidden", "32"]),
+    ("ladder", ["--network", "conv"]), ("hvae", ["--activation", "relu"]),
+    ("ladder", ["--prior", "mixture_of_gaussians"]), ("ladder", ["--posterior", "gaussian"]),
+    ("hvae", ["--num-classes", "3"]),
+])
+def test_options_the_hierarchical_models_do_not_take_exit_2(tmp_path, model, option):
+    code, _, err = run_main(["train", model, "--epochs", "1", "--out", tmp_path / "run"]
+                            + HIERARCHICAL_TINY + option)
+    assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--latent-dims", "4,0"], "--latent-dims"),
+    (["--hidden-units", "16,8,4"], "one hidden_units entry per stochastic layer"),
+])
+def test_bad_layer_sizes_exit_2(tmp_path, option, fragment):
+    argv = ["train", "ladder", "--epochs", "1", "--out", tmp_path / "run"] + HIERARCHICAL_TINY
+    argv[argv.index(option[0]) + 1] = option[1]
+    code, _, err = run_main(argv)
+    assert_one_error_line(err, code, 2, fragment)
+    assert not (tmp_path / "run").exists()

@@ -18,8 +18,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import tfvae
-from tolerances import float32_tolerance, mlp_partial_sums
-from scripts._common import FAMILIES, code_size_kwargs
+from tolerances import dense_partial_sums, float32_tolerance, mlp_partial_sums
+from scripts._common import FAMILIES, architecture_kwargs
 from tfvae import export as export_lib
 
 LATENT = 4
@@ -36,8 +36,7 @@ FAMILY_NAMES = [name.lower() for name in FAMILIES]
 
 
 def small(cls, **kwargs):
-    return cls(input_shape=SHAPE, **code_size_kwargs(cls, LATENT), encoder=tfvae.networks.mlp([32]),
-               decoder=tfvae.networks.mlp([32]), seed=0, **kwargs)
+    return cls(input_shape=SHAPE, **architecture_kwargs(cls, LATENT, 32), seed=0, **kwargs)
 
 
 def binary(n, seed):
@@ -50,6 +49,26 @@ def decoder_tolerance(model, codes):
     sigmoids in [0, 1] of the logits, whose slope is at most 1/4)."""
     codes = np.asarray(codes, np.float32)
     return float32_tolerance(mlp_partial_sums(model.decoder, codes.reshape(-1, codes.shape[-1])))
+
+
+def path_tolerance(method, *args, **kwargs):
+    """Rounding of `method(*args, **kwargs)` (a model's encode, decode, reconstruct or sample)
+    computed by the SavedModel's graph and by the eager model: eps times the partial sums of the
+    Dense layers it runs on these inputs and seeded draws, not times its outputs. Any family: it
+    needs no `encoder` or `decoder` attribute, only the path the method takes."""
+    return float32_tolerance(dense_partial_sums(method, *args, **kwargs))
+
+
+def encode_outputs(model, x):
+    """What the `encode` endpoint returns, from the model's own methods: the posterior's
+    parameters (`posterior_parameters`), one mean per stochastic layer (`mean_1 ... mean_L`,
+    bottom first, where `encode` returns a list), else `code`."""
+    if hasattr(model, "posterior_parameters"):
+        return model.posterior_parameters(x)
+    codes = model.encode(x)
+    if isinstance(codes, (list, tuple)):
+        return {f"mean_{i + 1}": mean for i, mean in enumerate(codes)}
+    return {"code": codes}
 
 
 def subprocess_env():
@@ -177,28 +196,27 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
     assert set(out["signatures"]) == names | {"serving_default"}
     x, x_big, z = inputs["x"], inputs["x_big"], inputs["z"]
 
-    # encode gives the posterior's parameters where the model has them, else its codes
-    params = (model.posterior_parameters(x) if hasattr(model, "posterior_parameters")
-              else {"code": model.encode(x)})
-    # graph vs eager: eps times the encoder's partial sums (σ = softplus(ρ) + floor: slope <= 1)
-    encoder_tolerance = float32_tolerance(mlp_partial_sums(model.encoder, x))
+    # encode gives the posterior's parameters where the model has them, else its codes (one
+    # mean per layer for the hierarchical models)
+    params = encode_outputs(model, x)
+    # graph vs eager: eps times the partial sums of the Dense layers each path runs on these very
+    # inputs and draws (encoder, decoder, or a hierarchical model's bottom-up and top-down blocks;
+    # σ = softplus(ρ) + floor: slope <= 1, sigmoids of the logits: slope <= 1/4)
+    encoder_tolerance = path_tolerance(model.encode, x)
     for key, value in params.items():
         np.testing.assert_allclose(out[f"encode/{key}"], value, rtol=0, atol=encoder_tolerance)
         # serving_default is encode
         np.testing.assert_array_equal(out[f"serving_default/{key}"], out[f"encode/{key}"])
-    # decode's other inputs, if any (the classes y of the semi-supervised AAE), and what the
-    # decoder then takes (`decoder_input`: [y, z] there)
+    assert {key.split("/")[1] for key in out if key.startswith("encode/")} == set(params)
+    # decode's other inputs, if any (the classes y of the semi-supervised AAE)
     extras = {key.split("/", 1)[1]: value for key, value in out.items()
               if key.startswith("decode_inputs/")}
-    decoder_codes = model.decoder_input(z, **extras) if extras else z
     np.testing.assert_allclose(out["decode/x_mean"], model.decode(z, **extras), rtol=0,
-                               atol=decoder_tolerance(model, decoder_codes))
-    # the codes of the seeded draws are bounded by the partial sums over many such draws
-    posterior_codes = model.posterior(x).sample(200, seed=(0, 0))
+                               atol=path_tolerance(model.decode, z, **extras))
     np.testing.assert_allclose(out["reconstruct/reconstruction"], model.reconstruct(x, seed=(1, 2)),
-                               rtol=0, atol=encoder_tolerance + decoder_tolerance(model, posterior_codes))
+                               rtol=0, atol=path_tolerance(model.reconstruct, x, seed=(1, 2)))
     np.testing.assert_allclose(out["sample/samples"], model.sample(6, seed=(3, 4)), rtol=0,
-                               atol=decoder_tolerance(model, model.prior().sample(1000, seed=(0, 0))))
+                               atol=path_tolerance(model.sample, 6, seed=(3, 4)))
     assert out["sample/samples"].shape == (6,) + SHAPE
     if not model.has_density:
         return

@@ -10,17 +10,16 @@ import tensorflow_probability as tfp
 
 import tfvae
 from tolerances import float32_tolerance, mlp_partial_sums
-from scripts._common import FAMILIES, code_size_kwargs
+from scripts._common import FAMILIES, architecture_kwargs
 
 tfd = tfp.distributions
 
 
 def small(cls=tfvae.VAE, **kwargs):
     kwargs.setdefault("input_shape", (28, 28, 1))
-    for key, value in code_size_kwargs(cls, 4).items():  # latent_dim, or the family's name for it
+    # latent_dim (or the family's name for it), encoder and decoder of 32 units, or their like
+    for key, value in architecture_kwargs(cls, 4, 32).items():
         kwargs.setdefault(key, value)
-    kwargs.setdefault("encoder", tfvae.networks.mlp([32]))
-    kwargs.setdefault("decoder", tfvae.networks.mlp([32]))
     kwargs.setdefault("seed", 0)
     keras.utils.set_random_seed(0)  # deterministic initial weights: every test here is repeatable
     return cls(**kwargs)

@@ -171,6 +171,8 @@ def test_latent_manifold_spans_the_gaussian_quantiles(mpl):
     ("SemiSupervisedAAE", {}, 1),                                          # decode(z, y)
     ("DimensionalityReductionAAE", {}, None),                              # a mixture prior
     ("DimensionalityReductionAAE", {}, 0),                                 # styles around head 0
+    ("LadderVAE", {}, None),                            # the top layer z_L, decoded top-down
+    ("HierarchicalVAE", {}, None),
 ])
 def test_latent_manifold_of_every_family(mpl, family, config, label, tmp_path):
     assert family in FAMILIES

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tfvae
-from scripts._common import FAMILIES, code_size_kwargs
+from scripts._common import FAMILIES, architecture_kwargs
 
 SHAPE = (28, 28, 1)
 
@@ -30,8 +30,7 @@ CASES = {
 
 def make(case, weights_from=None):
     cls, kwargs = CASES[case]
-    model = cls(input_shape=SHAPE, **code_size_kwargs(cls, 4), encoder=tfvae.networks.mlp([32]),
-                decoder=tfvae.networks.mlp([32]), seed=0, **kwargs)
+    model = cls(input_shape=SHAPE, **architecture_kwargs(cls, 4, 32), seed=0, **kwargs)
     if weights_from is not None:  # `seed` seeds the training noise, not the initializers
         model.set_weights(weights_from.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -41,3 +41,32 @@ def mlp_partial_sums(network, inputs):
         largest = max(largest, float(np.max(np.abs(h) @ np.abs(kernel) + np.abs(bias))))
         h = np.asarray(layer(h.astype(np.float32)), np.float64)
     return largest
+
+
+def dense_partial_sums(fn, *args, **kwargs):
+    """The largest partial sum of every `keras.layers.Dense` layer that `fn(*args, **kwargs)`
+    runs, eagerly: |h| @ |kernel| + |bias| on the inputs h each layer actually gets. The
+    magnitude to scale a rounding tolerance with for any model and any path through it (a
+    hierarchical model's bottom-up and top-down blocks, an MLP's layers), where
+    `mlp_partial_sums` needs the network and its inputs. Imports Keras only when called."""
+    import keras
+
+    dense = keras.layers.Dense
+    original = dense.call
+    largest = [0.0]
+
+    def recording_call(layer, inputs, *call_args, **call_kwargs):
+        h = np.abs(np.asarray(inputs, np.float64))  # fails in a graph: the point is eager values
+        kernel = np.abs(np.asarray(layer.kernel, np.float64))
+        sums = h.reshape(-1, kernel.shape[0]) @ kernel
+        if layer.bias is not None:
+            sums = sums + np.abs(np.asarray(layer.bias, np.float64))
+        largest[0] = max(largest[0], float(np.max(sums, initial=0.0)))
+        return original(layer, inputs, *call_args, **call_kwargs)
+
+    dense.call = recording_call
+    try:
+        fn(*args, **kwargs)
+    finally:
+        dense.call = original
+    return largest[0]

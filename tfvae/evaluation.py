@@ -49,8 +49,17 @@ def log_likelihood(model, data, num_samples=5000, *, batch_size=100, chunk_size=
 
 
 def codes(model, data, *, batch_size=500):
-    """`model.encode` of every example of `data` (an array or a Dataset), as one numpy array."""
-    return np.concatenate([np.asarray(model.encode(batch)) for batch in _batches(data, batch_size)])
+    """`model.encode` of every example of `data` (an array or a Dataset), as one numpy array; for
+    a model whose `encode` gives one mean per stochastic layer (`tfvae.LadderVAE`,
+    `tfvae.HierarchicalVAE`), the layers side by side, bottom first (`[N, D_1 + ... + D_L]`)."""
+    return np.concatenate([_joined(model.encode(batch)) for batch in _batches(data, batch_size)])
+
+
+def _joined(code):
+    """A batch of codes as one array: a list of per-layer `[B, D_i]` means concatenated."""
+    if isinstance(code, (list, tuple)):
+        return np.concatenate([np.asarray(part).reshape(len(part), -1) for part in code], axis=-1)
+    return np.asarray(code)
 
 
 def unit_activity(model, data, *, batch_size=500):
@@ -60,7 +69,8 @@ def unit_activity(model, data, *, batch_size=500):
 
 
 def active_units(model, data, threshold=1e-2, *, batch_size=500):
-    """The number of latent units with Cov_x(E_q[u]) > `threshold` (Burda et al. 2016, Eq. 16)."""
+    """The number of latent units with Cov_x(E_q[u]) > `threshold` (Burda et al. 2016, Eq. 16);
+    of every layer together for hierarchical models (see `active_units_per_layer`)."""
     return int(np.sum(unit_activity(model, data, batch_size=batch_size) > threshold))
 
 

@@ -32,7 +32,9 @@ def load_labels(num_examples=512):
 
 #: Every model family the shared production tests run on: class name -> its tiny configuration.
 #: A new family adds one entry here and is then exported (test_export), saved and resumed
-#: (test_saving) and trained on two replicas (test_distribute) like the others.
+#: (test_saving) and trained on two replicas (test_distribute) like the others. Its code and
+#: networks are sized by `architecture_kwargs` (a builder in `ARCHITECTURES` where the family
+#: is not built from encoder and decoder bodies).
 FAMILIES = {
     "VAE": {},
     "IWAE": {"num_samples": 3},
@@ -41,22 +43,53 @@ FAMILIES = {
     # reconstruct(x, seed) draws the class from q(y|x); fit(x) alone: unsupervised clustering
     "SemiSupervisedAAE": {"num_classes": 3},
     "DimensionalityReductionAAE": {"num_clusters": 3},
+    # two stochastic layers (see `_hierarchical`), batch norm on as by default: the shared
+    # tests see moving statistics saved, exported and mirrored
+    "LadderVAE": {},
+    # bottom-up inference, with batch norm for the same reason (its default is off)
+    "HierarchicalVAE": {"batch_norm": True},
 }
 
 #: The constructor argument that sizes a family's code, where it is not `latent_dim` (the
-#: shared tests build every family with a code of the same size through `code_size_kwargs`).
+#: shared tests build every family with a code of the same size through `architecture_kwargs`).
 CODE_SIZE_ARGUMENT = {"SemiSupervisedAAE": "style_dim"}
 
 
-def code_size_kwargs(cls, latent_dim):
-    """{argument: latent_dim} for the model class (or class name) `cls`: `style_dim` for the
-    semi-supervised AAE, whose code is a class and a style, `latent_dim` for the others."""
+def _bodies(name, latent_dim, hidden, activation):
+    """A code of `latent_dim` units, and an encoder and a decoder of one hidden layer each."""
+    import tfvae
+
+    options = {} if activation is None else {"activation": activation}
+    return {CODE_SIZE_ARGUMENT.get(name, "latent_dim"): latent_dim,
+            "encoder": tfvae.networks.mlp([hidden], **options),
+            "decoder": tfvae.networks.mlp([hidden], **options)}
+
+
+def _hierarchical(name, latent_dim, hidden, activation):
+    """Two stochastic layers whose top one, the code `sample` draws and `decode` takes, has
+    `latent_dim` units (the bottom one twice as many), over deterministic blocks of `hidden`
+    and `hidden // 2` units (their own leaky ReLU: `activation` does not apply)."""
+    return {"latent_dims": (2 * latent_dim, latent_dim),
+            "hidden_units": (hidden, max(1, hidden // 2))}
+
+
+#: How `architecture_kwargs` sizes a family that is not built from encoder and decoder bodies:
+#: class name -> builder(name, latent_dim, hidden, activation) -> constructor arguments.
+ARCHITECTURES = {"LadderVAE": _hierarchical, "HierarchicalVAE": _hierarchical}
+
+
+def architecture_kwargs(cls, latent_dim=4, hidden=16, activation=None):
+    """The constructor arguments that size the model class (or class name) `cls` in the shared
+    tests: a code of `latent_dim` units (`style_dim` for the semi-supervised AAE, whose code is
+    a class and a style; the top layer for the hierarchical models, whose `sample` and `decode`
+    work on it) and networks of `hidden` units (`activation`: the MLPs' own default if None)."""
     name = cls if isinstance(cls, str) else cls.__name__
-    return {CODE_SIZE_ARGUMENT.get(name, "latent_dim"): latent_dim}
+    return ARCHITECTURES.get(name, _bodies)(name, latent_dim, hidden, activation)
 
 
 def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
-    """A tfvae model small enough for a 2-core CI machine (one hidden layer each side)."""
+    """A tfvae model small enough for a 2-core CI machine (one tanh hidden layer each side, or
+    two small stochastic layers; see `architecture_kwargs`)."""
     import tfvae
 
     if isinstance(cls_name, str):
@@ -64,9 +97,8 @@ def tiny_model(cls_name="VAE", seed=0, hidden=16, latent_dim=4, **kwargs):
         cls = getattr(tfvae, cls_name)
     else:
         cls = cls_name
-    return cls(input_shape=(28, 28, 1), **code_size_kwargs(cls, latent_dim),
-               encoder=tfvae.networks.mlp([hidden], activation="tanh"),
-               decoder=tfvae.networks.mlp([hidden], activation="tanh"), seed=seed, **kwargs)
+    return cls(input_shape=(28, 28, 1), **architecture_kwargs(cls, latent_dim, hidden, "tanh"),
+               seed=seed, **kwargs)
 
 
 def named_weights(model):

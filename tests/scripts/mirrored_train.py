@@ -1,6 +1,6 @@
 """Multi-replica scenarios on two logical CPU devices, run as a subprocess by tests/test_distribute.py.
 
-    python mirrored_train.py --out result.json [--scenarios fit-VAE fit-IWAE global-batch phase-skip]
+    python mirrored_train.py --out result.json [--scenarios fit-VAE fit-IWAE global-batch phase-skip batch-norm]
 
 The logical devices must be configured before the first TensorFlow op of the process, which is
 why this runs in its own process. Each scenario runs in a try block and records either its
@@ -56,8 +56,9 @@ def mirrored_strategy():
 
 
 def replica_copies_equal(model):
-    """Whether every variable is mirrored on both devices, with identical copies."""
-    for variable in model.trainable_variables:
+    """Whether every variable is mirrored on both devices, with identical copies: the weights,
+    and the non-trainable state (batch norm's moving statistics, the seed state, kl_weight)."""
+    for variable in model.variables:
         values = getattr(variable.value, "values", None)
         if values is None or len(values) != len(DEVICES):
             return False
@@ -132,6 +133,43 @@ def scenario_global_batch(x, batch_size=64, learning_rate=0.05):
         # What the tolerance of that comparison scales with (see step_magnitudes).
         "max_weight": max(float(np.max(np.abs(w))) for w in initial_trainable + single_weights),
         **magnitudes,
+        "replica_copies_equal": replica_copies_equal(mirrored),
+    }
+
+
+def moving_statistics(model, prefix):
+    """{path: value} of the batch-norm moving statistics of the layers under `prefix`."""
+    return {v.path: np.asarray(v) for v in model.non_trainable_variables
+            if v.path.startswith(prefix) and "moving_" in v.path}
+
+
+def scenario_batch_norm(x, batch_size=64):
+    """Batch norm on two replicas: one step of a LadderVAE (batch norm on) on a 64-example batch
+    split over 2 replicas moves the moving statistics of its bottom-up blocks, which see only x
+    (no noise), as one step on the whole batch on 1 device does: the batch statistics are the
+    global batch's, not each replica's half. Reports the statistics, the largest difference and
+    whether the mirrored copies of every variable are identical."""
+    x = x[:batch_size]
+    keras.utils.set_random_seed(0)
+    single = _common.tiny_model("LadderVAE", seed=0)
+    single.compile(optimizer=keras.optimizers.SGD(0.01))
+    initial = single.get_weights()
+    before = moving_statistics(single, "bottom_up")
+    strategy = mirrored_strategy()
+    with strategy.scope():
+        mirrored = _common.tiny_model("LadderVAE", seed=1)
+        mirrored.compile(optimizer=keras.optimizers.SGD(0.01))
+    mirrored.set_weights(initial)
+    for model in (single, mirrored):
+        model.fit(x, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    after_single, after_mirrored = (moving_statistics(m, "bottom_up") for m in (single, mirrored))
+    return {
+        "num_replicas": strategy.num_replicas_in_sync,
+        "num_statistics": len(after_single),
+        "max_change": max(float(np.max(np.abs(after_single[k] - before[k]))) for k in before),
+        "max_difference": max(float(np.max(np.abs(after_single[k] - after_mirrored[k])))
+                              for k in after_single),
+        "max_value": max(float(np.max(np.abs(v))) for v in after_single.values()),
         "replica_copies_equal": replica_copies_equal(mirrored),
     }
 
@@ -244,7 +282,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--scenarios", nargs="+",
                         default=[f"fit-{name}" for name in _common.FAMILIES]
-                        + ["global-batch", "phase-skip"])
+                        + ["global-batch", "phase-skip", "batch-norm"])
     args = parser.parse_args()
     x = _common.load_sample(512)
     labels = _common.load_labels(512)
@@ -257,6 +295,8 @@ def main():
                 results[name] = scenario_global_batch(x)
             elif name == "phase-skip":
                 results[name] = scenario_phase_skip(x, labels)
+            elif name == "batch-norm":
+                results[name] = scenario_batch_norm(x)
             else:
                 raise ValueError(f"unknown scenario {name!r}")
         except Exception:  # recorded for the test to show; the other scenarios still run

@@ -42,12 +42,18 @@ PAPER_HIDDEN_UNITS = (512, 256, 128, 64, 32)
 
 
 def _block(units, batch_norm, depth, name):
-    """A deterministic block: `depth` × (Dense(units) → [BatchNorm] → LeakyReLU(0.1))."""
+    """A deterministic block: `depth` × (Dense(units) → [BatchNorm] → LeakyReLU(0.1)).
+
+    Batch norm is synchronized: under a tf.distribute strategy its batch statistics are those of
+    the global batch (all-reduced), as on one device, so every replica makes the same update to
+    the moving statistics (unsynchronized, each replica kept its own copy, from its share of the
+    batch, and the mirrored copies drifted apart)."""
     layers = []
     for index in range(depth):
         layers.append(keras.layers.Dense(units, name=f"{name}_dense_{index + 1}"))
         if batch_norm:
-            layers.append(keras.layers.BatchNormalization(name=f"{name}_bn_{index + 1}"))
+            layers.append(keras.layers.BatchNormalization(synchronized=True,
+                                                          name=f"{name}_bn_{index + 1}"))
         layers.append(keras.layers.LeakyReLU(negative_slope=0.1, name=f"{name}_act_{index + 1}"))
     return keras.Sequential(layers, name=name)
 
@@ -399,9 +405,20 @@ def _normal_log_prob(z, mean, variance):
 
 
 def _as_tuple(value, name, owner):
+    """`value`, one int or a non-empty sequence of ints >= 1 (one per stochastic layer), as a
+    tuple of ints; a clear ValueError otherwise (an empty sequence, a string, a bad entry)."""
+    expected = f"{owner}: expected {name} as a sequence of positive ints, one per stochastic layer"
     if isinstance(value, int):
-        return (value,)
+        value = (value,)
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{expected}; got the string {value!r}.")
     try:
-        return tuple(value)
+        values = tuple(value)
     except TypeError:
-        raise ValueError(f"{owner}: expected {name} as a sequence of positive ints; got {value!r}.") from None
+        raise ValueError(f"{expected}; got {value!r}.") from None
+    if not values:
+        raise ValueError(f"{expected}; got none.")
+    try:
+        return tuple(check_count(v, name, owner) for v in values)
+    except ValueError:
+        raise ValueError(f"{expected}; got {values!r}.") from None
