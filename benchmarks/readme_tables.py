@@ -26,6 +26,7 @@ PAPER = {
     "aae_semi": "1.90 % (Makhzani et al. 2016, Table 2)",
     "aae_cluster": "9.55 % with 16 clusters (Table 3)",
     "aae_parzen": "340 ± 2 nats (Table 1)",
+    "lvae_nll": "81.74 nats (Sønderby et al. 2016, Table 1)",
 }
 
 
@@ -78,9 +79,22 @@ def models_block():
         c = parts["c"]
         rows.append(["", "", "", f"clustering test error, {c['clusters']} clusters",
                      f"**{100 * c['test_error']:.2f} %** ({aae_budget(c)})", PAPER["aae_cluster"]])
-    for family, issue in (("Ladder VAE (Sønderby et al. 2016)", 12), ("VQ-VAE (van den Oord et al. 2017)", 13),
-                          ("Adversarial Variational Bayes (Mescheder et al. 2017)", 10),
-                          ("Implicit Autoencoders (Makhzani 2018)", 11)):
+    ladder = load("ladder_mnist_results.json")
+    if ladder:
+        by = {r["row"]: r for r in ladder["rows"]}
+        lvae = by.get("LVAE+BN+WU")
+        if lvae:
+            nb3 = "[03](colab/03_ladder_vae.ipynb)" if (ROOT / "colab" / "03_ladder_vae.ipynb").exists() else ""
+            s = ladder["settings"]
+            budget = f"{s['epochs']} epochs on {s['train_examples'] // 1000}k images, k={s['eval_samples']}"
+            rows.append(["Ladder VAE (Sønderby et al. 2016)", "`LadderVAE`, `HierarchicalVAE`", nb3,
+                         "test NLL, LVAE+BN+WU, 5 stochastic layers",
+                         f"**{lvae['test_nll']:.2f}** nats ({budget})", PAPER["lvae_nll"]])
+    unbuilt = (() if ladder else (("Ladder VAE (Sønderby et al. 2016)", 12),)) + (
+        ("VQ-VAE (van den Oord et al. 2017)", 13),
+        ("Adversarial Variational Bayes (Mescheder et al. 2017)", 10),
+        ("Implicit Autoencoders (Makhzani 2018)", 11))
+    for family, issue in unbuilt:
         rows.append([family, f"not built yet (issue {issue})", "", "", "", ""])
     return table(["family (paper)", "classes", "notebook", "headline figure", "tfvae (budget)",
                   "paper (full budget)"], rows)
@@ -179,7 +193,25 @@ def aae_block():
                   "reference", "paper (full budget)"], rows)
 
 
-BLOCKS = {"models": models_block, "iwae": iwae_block, "speed": speed_block, "aae": aae_block}
+def ladder_block():
+    ladder = load("ladder_mnist_results.json")
+    if not ladder:
+        return "(run `python3 benchmarks/ladder_mnist.py`)"
+    s = ladder["settings"]
+    rows = [[r["row"], f"{r['test_nll']:.2f} ± {r['test_nll_standard_error']:.2f} nats",
+             " / ".join(f"{a}" for a in r["active_units"]), " / ".join(f"{v:.1f}" for v in r["layer_kl"]),
+             f"{r['examples_per_s']:,.0f}"] for r in ladder["rows"]]
+    md = table([f"5 stochastic layers (64-32-16-8-4), {s['epochs']} epochs on {s['train_examples'] // 1000}k "
+                f"images, k={s['eval_samples']} on {s['test_examples']:,} test images", "test NLL",
+                "active units, layers 1 / 2 / 3 / 4 / 5", "KL per layer (nats)", "examples/s"], rows)
+    held = [c for c in ladder["claims"]]
+    md += "\n\n" + "; ".join(f"{c['claim']}: {c['values']} ({'holds' if c['holds'] else 'does NOT hold'})"
+                              for c in held) + "."
+    return md
+
+
+BLOCKS = {"models": models_block, "iwae": iwae_block, "speed": speed_block, "aae": aae_block,
+          "ladder": ladder_block}
 
 
 def render(text):
