@@ -60,7 +60,10 @@ def train_and_evaluate(row, args, data, x_test):
 
     keras.utils.set_random_seed(args.seed)
     model = build(row, args.seed)
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    rate = args.learning_rate
+    if args.cosine_decay:  # from the rate to 1 % of it over the run
+        rate = keras.optimizers.schedules.CosineDecay(rate, args.epochs * int(data.cardinality()), alpha=0.01)
+    model.compile(optimizer=keras.optimizers.Adam(rate))
     timer = EpochTimer()
     callbacks = [timer]
     if row.endswith("WU"):
@@ -141,6 +144,7 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=20, help="KL warm-up epochs of the +WU rows (the paper: 10 %% of training)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--cosine-decay", action="store_true", help="decay Adam's rate to 1 %% of it over the run")
     p.add_argument("--test-examples", type=int, default=2000)
     p.add_argument("--eval-samples", type=int, default=5000)
     p.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
@@ -170,7 +174,7 @@ def main(argv=None):
     results = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                "argv": sys.argv[1:] if argv is None else list(argv),
                "settings": {"epochs": a.epochs, "warmup": a.warmup, "batch_size": a.batch_size,
-                            "learning_rate": a.learning_rate, "test_examples": len(x_test),
+                            "learning_rate": a.learning_rate, "cosine_decay": a.cosine_decay, "test_examples": len(x_test),
                             "train_examples": int(data.cardinality()) * a.batch_size,
                             "eval_samples": a.eval_samples, "seed": a.seed, "data": name},
                "rows": rows, "claims": claims(rows), "total_s": time.perf_counter() - start}

@@ -121,7 +121,19 @@ class _HierarchicalBase(GenerativeModel):
         return self.latent_dims[-1]
 
     def build_inference(self):
-        """Create the inference network's layers (each subclass has its own)."""
+        """The bottom-up layers: a deterministic block and a Gaussian head per stochastic layer,
+        block n reading `bottom_up_input_sizes()[n]` values (what each inference path feeds it)."""
+        inputs = self.bottom_up_input_sizes()
+        self.bottom_up_blocks = [_block(h, self.batch_norm, self.block_depth, f"bottom_up_{i + 1}")
+                                 for i, h in enumerate(self.hidden_units)]
+        self.bottom_up_heads = [keras.layers.Dense(2 * d, name=f"bottom_up_head_{i + 1}")
+                                for i, d in enumerate(self.latent_dims)]
+        for i in range(self.num_layers):
+            self.bottom_up_blocks[i].build((None, inputs[i]))
+            self.bottom_up_heads[i].build((None, self.hidden_units[i]))
+
+    def bottom_up_input_sizes(self):
+        """The input width of each bottom-up block, bottom first (each subclass says)."""
         raise NotImplementedError
 
     # ----------------------------------------------------------------- distributions
@@ -311,16 +323,9 @@ class HierarchicalVAE(_HierarchicalBase):
     `[N, D_L]`; `log_likelihood(x, k)` as for the VAE.
     """
 
-    def build_inference(self):
-        """q(z_1|x) from x; q(z_i|z_{i-1}) from the layer below."""
-        inputs = [math.prod(self.data_shape)] + list(self.latent_dims[:-1])
-        self.bottom_up_blocks = [_block(h, self.batch_norm, self.block_depth, f"bottom_up_{i + 1}")
-                                 for i, h in enumerate(self.hidden_units)]
-        self.bottom_up_heads = [keras.layers.Dense(2 * d, name=f"bottom_up_head_{i + 1}")
-                                for i, d in enumerate(self.latent_dims)]
-        for i in range(self.num_layers):
-            self.bottom_up_blocks[i].build((None, inputs[i]))
-            self.bottom_up_heads[i].build((None, self.hidden_units[i]))
+    def bottom_up_input_sizes(self):
+        """q(z_1|x) reads x; q(z_i|z_{i-1}) reads the code below."""
+        return [math.prod(self.data_shape)] + list(self.latent_dims[:-1])
 
     def inference_path(self, x, num_samples, seed, training=False, use_means=False):
         """Bottom-up sampling z_1 ~ q(z_1|x), z_i ~ q(z_i|z_{i-1}); see `_HierarchicalBase`."""
@@ -363,16 +368,9 @@ class LadderVAE(_HierarchicalBase):
                  batch_norm=True, **kwargs):
         super().__init__(input_shape, latent_dims, hidden_units, batch_norm=batch_norm, **kwargs)
 
-    def build_inference(self):
-        """The deterministic bottom-up blocks d_n and their estimate heads (μ̂_n, σ̂²_n)."""
-        inputs = [math.prod(self.data_shape)] + list(self.hidden_units[:-1])
-        self.bottom_up_blocks = [_block(h, self.batch_norm, self.block_depth, f"bottom_up_{i + 1}")
-                                 for i, h in enumerate(self.hidden_units)]
-        self.bottom_up_heads = [keras.layers.Dense(2 * d, name=f"bottom_up_head_{i + 1}")
-                                for i, d in enumerate(self.latent_dims)]
-        for i in range(self.num_layers):
-            self.bottom_up_blocks[i].build((None, inputs[i]))
-            self.bottom_up_heads[i].build((None, self.hidden_units[i]))
+    def bottom_up_input_sizes(self):
+        """d_1 reads x; d_n reads the deterministic block below (not a code)."""
+        return [math.prod(self.data_shape)] + list(self.hidden_units[:-1])
 
     def inference_path(self, x, num_samples, seed, training=False, use_means=False):
         """The bottom-up pass, then top-down sampling with precision-weighted merges."""
