@@ -414,15 +414,17 @@ def test_models_choose_their_endpoints_and_default(tmp_path):
 
 
 
-def test_latent_shape_is_read_from_encode_without_latent_dim():
+def test_code_spec_is_read_from_encode_without_latent_dim():
+    """decode's input takes the shape and dtype of what encode returns (a VQ-VAE's int codes)."""
     class CodesOnly:
         latent_dim = None
 
         def encode(self, x):
-            return tf.zeros([tf.shape(x)[0], 7, 3])
+            return tf.zeros([tf.shape(x)[0], 7, 3], tf.int32)
 
     spec = tf.TensorSpec((None,) + SHAPE, tf.float32, name="x")
-    assert export_lib._latent_shape(CodesOnly(), spec) == (7, 3)
+    code = export_lib._code_spec(CodesOnly(), spec, 5)
+    assert (tuple(code.shape), code.dtype, code.name) == ((5, 7, 3), tf.int32, "z")
 
 
 @pytest.mark.parametrize("num_samples", [0, -3])

@@ -3,10 +3,11 @@ from tfvae import distributions, likelihoods, networks, objectives  # noqa: F401
 from tfvae import callbacks, datasets, evaluation, optimizers, plotting  # noqa: F401
 from tfvae.models import (IWAE, VAE, AdversarialAutoencoder,  # noqa: F401
                           DimensionalityReductionAAE, GenerativeModel, HierarchicalVAE,
-                          LadderVAE, SemiSupervisedAAE)
+                          LadderVAE, PixelCNNPrior, SemiSupervisedAAE, VectorQuantizer, VQVAE)
 
 __version__ = "0.1.0"
 
 __all__ = ["VAE", "IWAE", "AdversarialAutoencoder", "SemiSupervisedAAE",
-           "DimensionalityReductionAAE", "LadderVAE", "HierarchicalVAE", "GenerativeModel", "distributions",
+           "DimensionalityReductionAAE", "LadderVAE", "HierarchicalVAE", "VQVAE", "VectorQuantizer",
+           "PixelCNNPrior", "GenerativeModel", "distributions",
            "likelihoods", "networks", "objectives", "optimizers", "callbacks", "evaluation", "plotting", "datasets", "__version__"]

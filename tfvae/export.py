@@ -12,7 +12,8 @@ endpoint           inputs                                          outputs
                                                                    (models with
                                                                    `posterior_parameters`), else
                                                                    ``code`` = `model.encode(x)`
-``decode``         ``z`` float32 [B, D]                            ``x_mean`` [B, *input_shape]
+``decode``         ``z`` float32 [B, D] (or what ``encode``'s      ``x_mean`` [B, *input_shape]
+                   ``code`` is: a VQ-VAE's int32 [B, h, w])
 ``reconstruct``    ``x`` float32 [B, *input_shape],                ``reconstruction``
                    ``seed`` int32 [2]                              = `model.reconstruct(x, seed)`
 ``sample``         ``num_samples`` int32 [], ``seed`` int32 [2]    ``samples`` [N, *input_shape]
@@ -141,7 +142,7 @@ def default_endpoints(model, *, batch_size=None):
     x_spec = tf.TensorSpec((batch_size,) + data_shape, tf.float32, name="x")
     seed_spec = tf.TensorSpec([2], tf.int32, name="seed")
     count_spec = tf.TensorSpec([], tf.int32, name="num_samples")
-    z_spec = tf.TensorSpec((batch_size,) + _latent_shape(model, x_spec), tf.float32, name="z")
+    z_spec = _code_spec(model, x_spec, batch_size)
 
     if hasattr(model, "posterior_parameters"):
         def encode(x):
@@ -216,12 +217,14 @@ def _at_least_one(num_samples, endpoint):
         return tf.identity(num_samples)
 
 
-def _latent_shape(model, x_spec):
-    """The shape of one code `z` that `decode` takes."""
+def _code_spec(model, x_spec, batch_size):
+    """The input `z` of `decode`: float32 `[B, latent_dim]`, or what `encode` returns (e.g. a
+    VQ-VAE's int32 code indices `[B, h, w]`)."""
     if getattr(model, "latent_dim", None) is not None:
-        return (int(model.latent_dim),)
+        return tf.TensorSpec((batch_size, int(model.latent_dim)), tf.float32, name="z")
     traced = tf.function(model.encode, autograph=False).get_concrete_function(x_spec)
-    return tuple(traced.structured_outputs.shape[1:])
+    code = traced.structured_outputs
+    return tf.TensorSpec((batch_size,) + tuple(code.shape[1:]), code.dtype, name="z")
 
 
 def _with_batch(spec, batch_size):

@@ -11,8 +11,8 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["Network", "MLP", "ConvEncoder", "ConvDecoder", "mlp", "conv_encoder", "conv_decoder",
-           "resolve", "check_output"]
+__all__ = ["Network", "MLP", "ConvEncoder", "ConvDecoder", "VQEncoder", "VQDecoder", "mlp",
+           "conv_encoder", "conv_decoder", "vq_encoder", "vq_decoder", "resolve", "check_output"]
 
 
 class Network(keras.layers.Layer):
@@ -189,6 +189,114 @@ class ConvDecoder(_ConvNetwork):
         for deconv in self.deconvs:
             h = deconv(h)
         return self.head(h)
+
+
+class _ResidualStack(keras.layers.Layer):
+    """The VQ-VAE paper's residual blocks: x + Conv1×1(ReLU(Conv3×3(ReLU(x)))), then a ReLU."""
+
+    def __init__(self, filters, num_blocks, **kwargs):
+        super().__init__(**kwargs)
+        self.blocks = [(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"),
+                        keras.layers.Conv2D(filters, 1)) for _ in range(int(num_blocks))]
+
+    def build(self, input_shape):
+        for conv3, conv1 in self.blocks:
+            conv3.build(input_shape)
+            conv1.build(conv3.compute_output_shape(input_shape))
+
+    def call(self, h):
+        for conv3, conv1 in self.blocks:
+            h = h + conv1(conv3(keras.ops.relu(h)))
+        return keras.ops.relu(h)
+
+
+class _VQNetwork(Network):
+    def __init__(self, filters=128, residual_blocks=2, target_shape=None, **kwargs):
+        super().__init__(target_shape=target_shape, **kwargs)
+        self.filters = int(filters)
+        self.residual_blocks = int(residual_blocks)
+        self.residual = _ResidualStack(self.filters, self.residual_blocks)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, residual_blocks=self.residual_blocks)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VQEncoder(_VQNetwork):
+    """The VQ-VAE paper's encoder (van den Oord et al. 2017, Sec. 4.2): two strided 4×4
+    convolutions (ReLU), `residual_blocks` residual blocks, and a 1×1 convolution to the code
+    size. Images `[B, H, W, C]` → a grid `[B, H/4, W/4, code_dim]` (7×7 for 28×28, 8×8 for
+    32×32); `target_shape` is `(code_dim,)`, the channels of each grid position."""
+
+    def __init__(self, filters=128, residual_blocks=2, target_shape=None, **kwargs):
+        super().__init__(filters, residual_blocks, target_shape, **kwargs)
+        self.convs = [keras.layers.Conv2D(self.filters, 4, strides=2, padding="same", activation="relu")
+                      for _ in range(2)]
+        if self.target_shape is not None:
+            self.head = keras.layers.Conv2D(self.target_shape[-1], 1)
+
+    def build(self, input_shape):
+        self._require_target()
+        shape = tuple(input_shape)
+        for conv in self.convs:
+            conv.build(shape)
+            shape = conv.compute_output_shape(shape)
+        self.residual.build(shape)
+        self.head.build(shape)
+
+    def call(self, inputs):
+        h = inputs
+        for conv in self.convs:
+            h = conv(h)
+        return self.head(self.residual(h))
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VQDecoder(_VQNetwork):
+    """The VQ-VAE paper's decoder, the encoder mirrored: a 3×3 convolution, `residual_blocks`
+    residual blocks, and two strided 4×4 transposed convolutions (the last one linear). A grid
+    `[B, h, w, D]` → `[B, 4h, 4w, channels]`; `target_shape` is the likelihood's parameter shape
+    `(H, W, channels)` with H and W divisible by 4."""
+
+    def __init__(self, filters=128, residual_blocks=2, target_shape=None, **kwargs):
+        super().__init__(filters, residual_blocks, target_shape, **kwargs)
+        self.stem = keras.layers.Conv2D(self.filters, 3, padding="same")
+        if self.target_shape is not None:
+            if len(self.target_shape) != 3 or self.target_shape[0] % 4 or self.target_shape[1] % 4:
+                raise ValueError(f"VQDecoder upsamples a code grid 4×: it outputs images "
+                                 f"(height, width, channels) with height and width divisible by 4; "
+                                 f"got target_shape={self.target_shape}.")
+            self.deconvs = [
+                keras.layers.Conv2DTranspose(self.filters, 4, strides=2, padding="same", activation="relu"),
+                keras.layers.Conv2DTranspose(self.target_shape[-1], 4, strides=2, padding="same")]
+
+    def build(self, input_shape):
+        self._require_target()
+        shape = tuple(input_shape)
+        self.stem.build(shape)
+        shape = self.stem.compute_output_shape(shape)
+        self.residual.build(shape)
+        for deconv in self.deconvs:
+            deconv.build(shape)
+            shape = deconv.compute_output_shape(shape)
+
+    def call(self, inputs):
+        h = self.residual(self.stem(inputs))
+        for deconv in self.deconvs:
+            h = deconv(h)
+        return h
+
+
+def vq_encoder(filters=128, residual_blocks=2, **kwargs):
+    """The VQ-VAE paper's convolutional encoder (4× downsampling); see `VQEncoder`."""
+    return VQEncoder(filters=filters, residual_blocks=residual_blocks, **kwargs)
+
+
+def vq_decoder(filters=128, residual_blocks=2, **kwargs):
+    """The VQ-VAE paper's convolutional decoder (4× upsampling); see `VQDecoder`."""
+    return VQDecoder(filters=filters, residual_blocks=residual_blocks, **kwargs)
 
 
 def mlp(hidden_units=(200, 200), activation="relu", **kwargs):

@@ -10,7 +10,8 @@ tfd = tfp.distributions
 
 __all__ = ["log_mean_exp", "kl_divergence", "elbo", "log_importance_weights", "iwae_bound",
            "gaussian_kl", "discriminator_loss", "generator_loss", "categorical_cross_entropy",
-           "cluster_head_distance_penalty", "precision_weighted_merge"]
+           "cluster_head_distance_penalty", "precision_weighted_merge", "squared_distances",
+           "vector_quantization_losses", "ema_codebook_update", "perplexity"]
 
 
 def log_mean_exp(values, axis=0):
@@ -157,3 +158,51 @@ def precision_weighted_merge(mean_hat, variance_hat, mean_prior, variance_prior)
     variance = 1.0 / (precision_hat + precision_prior)
     mean = (mean_hat * precision_hat + mean_prior * precision_prior) * variance
     return mean, variance
+
+
+def squared_distances(z, codebook):
+    """‖z_n − e_k‖² for vectors `z` `[N, D]` and a codebook `[K, D]`: `[N, K]` (the VQ-VAE's
+    nearest-neighbour lookup, van den Oord et al. 2017, Eq. 1), as ‖z‖² − 2 z·e + ‖e‖²."""
+    return (tf.reduce_sum(tf.square(z), -1, keepdims=True) - 2.0 * tf.matmul(z, codebook, transpose_b=True)
+            + tf.reduce_sum(tf.square(codebook), -1)[None, :])
+
+
+def vector_quantization_losses(z_e, z_q):
+    """The VQ-VAE's two code terms per example (van den Oord et al. 2017, Eq. 3), summed over
+    the code grid: (codebook loss ‖sg[z_e] − e‖², commitment loss ‖z_e − sg[e]‖²), each `[B]`
+    for encoder outputs `z_e` and their nearest codes `z_q`, both `[B, ..., D]`. The commitment
+    cost β multiplies the second; the two are equal in value and differ in their gradients."""
+    axes = list(range(1, z_e.shape.rank))
+    codebook = tf.reduce_sum(tf.square(tf.stop_gradient(z_e) - z_q), axes)
+    commitment = tf.reduce_sum(tf.square(z_e - tf.stop_gradient(z_q)), axes)
+    return codebook, commitment
+
+
+def ema_codebook_update(cluster_size, cluster_sum, counts, sums, decay, epsilon):
+    """One exponential-moving-average codebook step (van den Oord et al. 2017, Appendix A.1).
+
+    N_i ← γ N_i + (1 − γ) n_i and m_i ← γ m_i + (1 − γ) Σ_j z_{i,j}, where n_i `[K]` counts the
+    encoder outputs assigned to code i in the (global) batch and `sums` `[K, D]` adds them up.
+    The new code vectors are e_i = m_i / Ñ_i with the Laplace-smoothed Ñ_i =
+    (N_i + ε) / (n + K ε) · n, n = Σ_i N_i (smoothing only normalizes; N itself is kept as is).
+    With N and m started at zero, e_i is the decay-weighted mean of the outputs assigned to code
+    i (the start's bias cancels in the ratio). Returns (N `[K]`, m `[K, D]`, e `[K, D]`,
+    seen `[K]` bool): e_i is meaningful only where `seen` (N_i > 0, the code was ever assigned).
+    """
+    cluster_size = decay * cluster_size + (1.0 - decay) * counts
+    cluster_sum = decay * cluster_sum + (1.0 - decay) * sums
+    total = tf.reduce_sum(cluster_size)
+    num_codes = tf.cast(tf.shape(cluster_size)[0], cluster_size.dtype)
+    smoothed = (cluster_size + epsilon) / (total + num_codes * epsilon) * total
+    codebook = cluster_sum / tf.maximum(smoothed, 1e-30)[:, None]
+    return cluster_size, cluster_sum, codebook, cluster_size > 0
+
+
+def perplexity(counts):
+    """exp(H(p)) of the empirical code distribution p = counts / Σ counts (`counts` `[K]`): K when
+    every code is used equally, 1 when one code takes every assignment (0 counts: 0)."""
+    counts = tf.cast(counts, tf.float32)
+    total = tf.reduce_sum(counts)
+    p = counts / tf.maximum(total, 1e-30)
+    entropy = -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p))
+    return tf.where(total > 0, tf.exp(entropy), 0.0)

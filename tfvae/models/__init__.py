@@ -4,6 +4,8 @@ from tfvae.models.aae import (AdversarialAutoencoder, DimensionalityReductionAAE
 from tfvae.models.base import GenerativeModel, TrainingPhase
 from tfvae.models.ladder import HierarchicalVAE, LadderVAE
 from tfvae.models.vae import IWAE, VAE
+from tfvae.models.vqvae import VQVAE, PixelCNNPrior, VectorQuantizer
 
 __all__ = ["GenerativeModel", "TrainingPhase", "VAE", "IWAE", "AdversarialAutoencoder", "SemiSupervisedAAE",
-           "DimensionalityReductionAAE", "LadderVAE", "HierarchicalVAE"]
+           "DimensionalityReductionAAE", "LadderVAE", "HierarchicalVAE", "VQVAE",
+           "VectorQuantizer", "PixelCNNPrior"]

@@ -171,7 +171,12 @@ class GenerativeModel(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.trackers.values()) + [self.first_nonfinite_step]
+        return list(self.trackers.values()) + self.logged_metrics() + [self.first_nonfinite_step]
+
+    def logged_metrics(self):
+        """Metrics beside the Mean trackers whose `result()` is a dict of logs, e.g. a VQ-VAE's
+        codebook usage over the epoch (perplexity and codes used); reset with the others."""
+        return []
 
     def compile(self, optimizer="adam", steps_per_execution=None, **kwargs):
         """Keras `compile`, plus one optimizer per extra name in `optimizer_names`.
@@ -436,6 +441,8 @@ class GenerativeModel(keras.Model):
         (tensorflow#72388, keras#20585), so there each result is returned with shape [1].
         """
         results = {m.name: m.result() for m in self.trackers.values()}
+        for metric in self.logged_metrics():
+            results.update(metric.result())
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
