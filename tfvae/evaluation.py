@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfvae.models.base import log_likelihood_progbar
 
 __all__ = ["log_likelihood", "codes", "unit_activity", "active_units", "active_units_per_layer", "bits_per_dim",
+           "codebook_statistics",
            "parzen_log_likelihood", "ParzenResult", "PARZEN_BANDWIDTHS", "classification_error",
            "clustering_error", "prior_mismatch", "median_bandwidth"]
 
@@ -90,6 +91,21 @@ def active_units_per_layer(model, data, threshold=1e-2, *, batch_size=500):
         raise ValueError("active_units_per_layer: `data` has no examples.")
     return [int(np.sum(np.concatenate(values).reshape(-1, np.prod(values[0].shape[1:])).var(axis=0)
                        > threshold)) for values in layers]
+
+
+def codebook_statistics(model, data, *, batch_size=500):
+    """How a VQ-VAE uses its codebook on all of `data` (an array or a Dataset), not one batch
+    (whose perplexity depends on its size): {"counts": int64 `[K]` assignments per code,
+    "perplexity": exp(H) of their distribution (K for uniform use, 1 for one code),
+    "codes_used": the fraction of the K codes assigned at least once}."""
+    counts = np.zeros(int(model.num_codes), np.int64)
+    for batch in _batches(data, batch_size):
+        counts += np.bincount(np.asarray(model.encode(batch)).ravel(), minlength=len(counts))
+    if not counts.sum():
+        raise ValueError("codebook_statistics: `data` has no examples.")
+    p = counts[counts > 0] / counts.sum()
+    return {"counts": counts, "perplexity": float(np.exp(-np.sum(p * np.log(p)))),
+            "codes_used": float(np.mean(counts > 0))}
 
 
 def bits_per_dim(nll, num_dims, levels=None):
