@@ -357,3 +357,89 @@ def test_cluster_head_distance_penalty():
         penalty = objectives.cluster_head_distance_penalty(same, 1.0)
     assert float(penalty) == pytest.approx(1.0)
     assert np.all(np.isfinite(tape.gradient(penalty, same)))
+
+
+# --------------------------------------------------------------------------- VQ-VAE
+def test_squared_distances_match_numpy():
+    """‖z_n − e_k‖² (van den Oord et al. 2017, Eq. 1's nearest-neighbour distance) against the
+    direct difference in float64. The expansion ‖z‖² − 2z·e + ‖e‖² cancels terms of size
+    ‖z‖² + ‖e‖²: its rounding scales with them, not with the (smaller) distances."""
+    rng = np.random.RandomState(3)
+    z, codebook = rng.randn(11, 4).astype("float32"), rng.randn(6, 4).astype("float32")
+    z64, e64 = z.astype(np.float64), codebook.astype(np.float64)
+    expected = np.sum((z64[:, None, :] - e64[None]) ** 2, axis=-1)
+    terms = np.sum(z64**2, -1)[:, None] + np.sum(e64**2, -1)[None] + 2 * np.abs(z64) @ np.abs(e64).T
+    distances = objectives.squared_distances(z, codebook)
+    assert distances.shape == (11, 6)
+    np.testing.assert_allclose(distances, expected, rtol=0, atol=float32_tolerance(terms, ops=16))
+
+
+def test_vector_quantization_losses_values_and_gradients():
+    """Eq. 3's code terms per example, summed over the grid: ‖sg[z_e] − z_q‖² moves only the
+    codes (∂/∂z_q = 2(z_q − z_e), ∂/∂z_e = 0), ‖z_e − sg[z_q]‖² only the encoder output
+    (∂/∂z_e = 2(z_e − z_q), ∂/∂z_q = 0); the two are equal in value."""
+    rng = np.random.RandomState(4)
+    z_e = tf.constant(rng.randn(3, 2, 5, 4).astype("float32"))
+    z_q = tf.constant(rng.randn(3, 2, 5, 4).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([z_e, z_q])
+        codebook, commitment = objectives.vector_quantization_losses(z_e, z_q)
+    difference = z_e.numpy().astype(np.float64) - z_q.numpy()
+    expected = np.sum(difference**2, axis=(1, 2, 3))
+    assert codebook.shape == commitment.shape == (3,)
+    tolerance = float32_tolerance(expected, ops=8)
+    np.testing.assert_allclose(codebook, expected, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(commitment, expected, rtol=0, atol=tolerance)
+    assert tape.gradient(codebook, z_e) is None and tape.gradient(commitment, z_q) is None
+    grad_tolerance = float32_tolerance(2 * np.abs(difference), ops=2)
+    np.testing.assert_allclose(tape.gradient(codebook, z_q), -2 * difference, rtol=0, atol=grad_tolerance)
+    np.testing.assert_allclose(tape.gradient(commitment, z_e), 2 * difference, rtol=0, atol=grad_tolerance)
+
+
+def test_ema_codebook_update_by_hand_and_against_numpy():
+    """Appendix A.1: N ← γN + (1−γ)n, m ← γm + (1−γ)Σz, e = m / Ñ with Ñ = (N + ε)/(n + Kε)·n.
+    By hand (γ = 1/2, ε = 1/4): N = [2, 0, 1/2], m = [[3, 4], 0, [1/2, 1/2]], n = 5/2,
+    Ñ = (N + 1/4)·(10/13) → e_0 = [26/15, 104/45], e_2 = [13/15, 13/15]; code 1, never
+    assigned, is not `seen`."""
+    size, total, codebook, seen = objectives.ema_codebook_update(
+        np.array([2.0, 0.0, 1.0]), np.array([[4.0, 2.0], [0.0, 0.0], [1.0, 1.0]]),
+        np.array([2.0, 0.0, 0.0]), np.array([[2.0, 6.0], [0.0, 0.0], [0.0, 0.0]]), 0.5, 0.25)
+    exact = 1e-14  # float64 inputs stay float64: a few roundings of numbers below 3
+    np.testing.assert_allclose(size, [2.0, 0.0, 0.5], rtol=0, atol=exact)
+    np.testing.assert_allclose(total, [[3.0, 4.0], [0.0, 0.0], [0.5, 0.5]], rtol=0, atol=exact)
+    np.testing.assert_array_equal(seen, [True, False, True])
+    np.testing.assert_allclose(np.asarray(codebook)[[0, 2]], [[26 / 15, 104 / 45], [13 / 15, 13 / 15]],
+                               rtol=0, atol=exact)
+    # random state, against numpy; the smoothing visibly matters at this ε
+    rng = np.random.RandomState(5)
+    cluster_size = rng.rand(5) * 3 * (np.arange(5) != 4)  # code 4: never assigned
+    cluster_sum = rng.randn(5, 3) * cluster_size[:, None]
+    counts = rng.randint(0, 4, 5) * (np.arange(5) != 4)
+    sums = rng.randn(5, 3) * counts[:, None]
+    decay, epsilon = 0.9, 0.3
+    n_new = decay * cluster_size + (1 - decay) * counts
+    m_new = decay * cluster_sum + (1 - decay) * sums
+    smoothed = (n_new + epsilon) / (n_new.sum() + 5 * epsilon) * n_new.sum()
+    size, total, codebook, seen = objectives.ema_codebook_update(
+        cluster_size, cluster_sum, counts.astype(np.float64), sums, decay, epsilon)
+    tolerance = float64_tolerance(cluster_size, cluster_sum, counts, sums, m_new / smoothed[:, None])
+    np.testing.assert_allclose(size, n_new, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(total, m_new, rtol=0, atol=tolerance)
+    np.testing.assert_array_equal(seen, n_new > 0)
+    np.testing.assert_allclose(np.asarray(codebook)[:4], (m_new / smoothed[:, None])[:4], rtol=0,
+                               atol=tolerance)
+    unsmoothed = m_new[:4] / n_new[:4, None]
+    assert np.max(np.abs(unsmoothed - np.asarray(codebook)[:4])) > 1e6 * tolerance
+
+
+def test_perplexity_matches_numpy():
+    """exp(H) of counts / Σ counts: K for uniform use, 1 for a single code, 0 without counts."""
+    assert float(objectives.perplexity(np.full(8, 5.0))) == pytest.approx(8.0, rel=1e-6)
+    assert float(objectives.perplexity(np.eye(8)[3] * 7)) == pytest.approx(1.0, rel=1e-6)
+    assert float(objectives.perplexity(np.zeros(8))) == 0.0
+    counts = np.array([10.0, 0.0, 3.0, 1.0, 0.0, 25.0])
+    p = counts[counts > 0] / counts.sum()
+    expected = math.exp(-np.sum(p * np.log(p)))
+    # float32: the entropy's terms are below 1 nat each; exp scales their rounding by its value
+    np.testing.assert_allclose(objectives.perplexity(counts), expected, rtol=0,
+                               atol=float32_tolerance(expected, ops=16))

@@ -394,7 +394,7 @@ class VQVAE(GenerativeModel):
     def encode_data(self, data, batch_size=256):
         """The code grids of `data` (an array `[N, *input_shape]`, or a tf.data.Dataset of x
         or (x, y, ...) batches) as int32 numpy `[N, h, w]`."""
-        encode = tf.function(self.encode, reduce_retracing=True)
+        encode = self._encode_graph
         if isinstance(data, tf.data.Dataset):
             batches = (keras.utils.unpack_x_y_sample_weight(b)[0] if isinstance(b, tuple) else b
                        for b in data)
@@ -405,6 +405,10 @@ class VQVAE(GenerativeModel):
         if not codes:
             raise ValueError(f"{type(self).__name__}.encode_data: the data gave no images.")
         return np.concatenate(codes)
+
+    @tf.function(reduce_retracing=True)
+    def _encode_graph(self, x):
+        return self.encode(x)
 
     def fit_prior(self, images, epochs=10, *, prior=None, optimizer=None, **fit_kwargs):
         """Train a prior over this model's codes and attach it as `code_prior` (Sec. 3.2).
@@ -567,8 +571,19 @@ class PixelCNNPrior(keras.Model):
 
     def sample(self, num_samples, seed=None):
         """`num_samples` code grids, int32 `[n, h, w]`, drawn position by position in raster
-        order (one pass of the network each); the same `seed` gives the same grids."""
+        order (one pass of the network each, in one compiled loop); the same `seed` gives the
+        same grids."""
+        num_samples = tf.cast(check_count(num_samples, "num_samples", type(self).__name__), tf.int32)
         seed = distributions.stateless_seed(seed)
+        if tf.executing_eagerly():
+            return self._sample_graph(num_samples, seed)
+        return self._sample_codes(num_samples, seed)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32)])
+    def _sample_graph(self, num_samples, seed):
+        return self._sample_codes(num_samples, seed)
+
+    def _sample_codes(self, num_samples, seed):
         height, width = self.grid_shape
         positions = height * width
 
@@ -579,7 +594,7 @@ class PixelCNNPrior(keras.Model):
             here = tf.reshape(tf.one_hot(p, positions, dtype=tf.int32), [1, height, width])
             return p + 1, codes + here * draw[:, None, None]
 
-        codes = tf.zeros(tf.stack([tf.cast(num_samples, tf.int32), height, width]), tf.int32)
+        codes = tf.zeros(tf.stack([num_samples, height, width]), tf.int32)
         _, codes = tf.while_loop(lambda p, _: p < positions, body, (tf.constant(0), codes))
         return tf.ensure_shape(codes, [None, height, width])
 
