@@ -225,7 +225,7 @@ class _VQNetwork(Network):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class VQEncoder(_VQNetwork):
-    """The VQ-VAE paper's encoder (van den Oord et al. 2017, Sec. 4.2): two strided 4×4
+    """The VQ-VAE paper's encoder (van den Oord et al. 2017, Sec. 4.1): two strided 4×4
     convolutions (ReLU), `residual_blocks` residual blocks, and a 1×1 convolution to the code
     size. Images `[B, H, W, C]` → a grid `[B, H/4, W/4, code_dim]` (7×7 for 28×28, 8×8 for
     32×32); `target_shape` is `(code_dim,)`, the channels of each grid position."""

@@ -11,7 +11,7 @@ z_q = z_e). The loss per image is
 summed over the grid; with `ema_decay` the codebook term is replaced by exponential moving
 averages of the assigned encoder outputs (Appendix A.1), reduced across replicas.
 
-The prior over codes is trained afterwards (Sec. 3.2): `PixelCNNPrior`, a gated PixelCNN
+The prior over codes is trained afterwards (Sec. 3.3): `PixelCNNPrior`, a gated PixelCNN
 (van den Oord et al. 2016) with a softmax over the K codes at each grid position (codes are
 unordered, so no ordinal output). `VQVAE.fit_prior` encodes the data and trains one;
 `VQVAE.sample` then draws codes from it and decodes them.
@@ -354,7 +354,7 @@ class VQVAE(GenerativeModel):
 
     def approximate_log_likelihood(self, x):
         """log p(x|z_q(x)) + log p(z_q(x)) per example `[B]`, nats: the paper's estimate of
-        log p(x) (Sec. 4.2: a decoder trained on MAP codes puts no mass elsewhere), with the
+        log p(x) (Sec. 3.2: a decoder trained on MAP codes puts no mass elsewhere), with the
         learned prior over codes. Needs `code_prior`; see `evaluation.bits_per_dim`."""
         if self.code_prior is None:
             raise ValueError(f"{type(self).__name__}.approximate_log_likelihood needs a prior over "
@@ -411,7 +411,7 @@ class VQVAE(GenerativeModel):
         return self.encode(x)
 
     def fit_prior(self, images, epochs=10, *, prior=None, optimizer=None, **fit_kwargs):
-        """Train a prior over this model's codes and attach it as `code_prior` (Sec. 3.2).
+        """Train a prior over this model's codes and attach it as `code_prior` (Sec. 3.3).
 
         `images`: what `fit` takes (an array, or a dataset of x or (x, y) batches); they are
         encoded once. `prior`: the `PixelCNNPrior` to train (default: a new one with its default
@@ -499,7 +499,7 @@ def _shift_down(h):
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class PixelCNNPrior(keras.Model):
-    """A gated PixelCNN over grids of discrete codes (van den Oord et al. 2016, 2017 Sec. 3.2):
+    """A gated PixelCNN over grids of discrete codes (van den Oord et al. 2016, 2017 Sec. 3.3):
     p(c) = Π_{i,j} p(c_{ij} | codes before (i, j) in raster order), a softmax over the K codes
     at each position.
 
