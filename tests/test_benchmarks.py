@@ -1,5 +1,6 @@
 """The benchmark reports' arithmetic: which figures run.py compares and when a target passes;
-how aae_mnist.py writes its section and clusters; its priors part end to end at smoke sizes."""
+how aae_mnist.py writes its section and clusters; its priors part end to end at smoke sizes;
+vqvae_mnist.py's code statistics, unigram prior, claims and time estimate."""
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import aae_mnist  # noqa: E402  (numpy only at import: TensorFlow loads inside its parts)
 import run  # noqa: E402
+import vqvae_mnist  # noqa: E402  (numpy only at import)
 
 
 def tfvae_run(best, median):
@@ -137,3 +139,123 @@ def test_aae_benchmark_smoke_part_a(tmp_path):
     for row in rows:
         assert (tmp_path / row["figure"]).stat().st_size > 10_000
     assert proc.stdout.count("CLAIM") == 3
+
+
+def test_vq_pair_is_reported_without_a_target():
+    vq = {"tfvae defaults": [tfvae_run(100.0, 90.0)], "pythae": [tfvae_run(400.0, 300.0)]}
+    sec = section(1500.0)
+    sec["torch"]["VQ-VAE|float32"] = vq
+    rows = {name: ok for name, _, ok in run.targets(sec)}
+    assert not any(name.startswith("VQ-VAE") for name in rows)  # 0.25x pythae fails nothing
+    assert all(rows.values())
+    md = "\n".join(run.side_by_side_markdown(sec, {"steps_per_execution": 50, "rounds": 2}))
+    assert "| VQ-VAE | float32 | ratio tfvae defaults / pythae | **0.25** | 0.30 |" in md
+    assert f"vq_encoder({run.VQ_FILTERS})" in md
+
+
+# ----------------------------------------------------------------------------- vqvae_mnist.py
+def test_vq_code_statistics_and_unigram_prior_against_closed_forms():
+    # four codes equally often: perplexity exp(log 4) = 4; one code: 1
+    assert vqvae_mnist.code_statistics(np.array([[0, 1], [2, 3]]), 8) == (pytest.approx(4.0), 4)
+    assert vqvae_mnist.code_statistics(np.full((3, 7, 7), 5), 8) == (pytest.approx(1.0), 1)
+    # p = (1/4, 3/4): exp(H) = exp(log 4 - (3/4) log 3) = 4 / 3^(3/4)
+    assert vqvae_mnist.code_statistics(np.repeat([0, 1], [1, 3]), 4)[0] == pytest.approx(4 / 3 ** 0.75)
+    # Laplace-smoothed frequencies over K = 4 from 8 training codes (6 zeros, 2 ones): p = (count + 1) / 12
+    train = np.repeat([0, 1], [6, 2])
+    test = np.array([0, 1, 3])
+    expected = -np.mean(np.log2([7 / 12, 3 / 12, 1 / 12]))
+    assert vqvae_mnist.unigram_bits_per_code(train, test, 4) == pytest.approx(expected, rel=1e-12)
+    # a uniform training histogram gives the uniform prior's log2 K
+    assert vqvae_mnist.unigram_bits_per_code(np.arange(8), np.arange(8), 8) == pytest.approx(3.0)
+
+
+def test_vq_confidence_summary():
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.5, 0.2, 0.3]])
+    out = vqvae_mnist.confidence_summary(probs)
+    assert out["confidence"] == pytest.approx((0.9 + 0.7 + 0.6 + 0.5) / 4)
+    assert out["class_counts"] == [3, 1, 0]
+    assert out["effective_classes"] == pytest.approx(np.exp(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25))))
+
+
+def test_vq_per_dataset_budgets():
+    both = ["mnist", "fashion_mnist"]
+    assert vqvae_mnist.per_dataset(None, both, "epochs") == {
+        d: vqvae_mnist.BUDGET[d]["epochs"] for d in both}
+    assert vqvae_mnist.per_dataset(None, ["mnist"], "prior_epochs", smoke=True) == {
+        "mnist": vqvae_mnist.SMOKE_BUDGET["prior_epochs"]}
+    assert vqvae_mnist.per_dataset([7], both, "epochs") == {"mnist": 7, "fashion_mnist": 7}
+    assert vqvae_mnist.per_dataset([7, 2], both, "epochs") == {"mnist": 7, "fashion_mnist": 2}
+    with pytest.raises(ValueError, match="one per data set"):
+        vqvae_mnist.per_dataset([1, 2, 3], both, "epochs")
+
+
+def vq_row(codebook, codes_used, prior_bits=None, unigram=7.0, learned_conf=0.9, uniform_conf=0.5):
+    samples = {"uniform": {"confidence": uniform_conf, "effective_classes": 1.0}}
+    prior = None
+    if prior_bits is not None:
+        prior = {"test_bits_per_code": prior_bits, "train_bits_per_code": prior_bits - 0.1,
+                 "bits_per_dim": 0.2, "s_per_example": 0.002, "cpu_s_per_example": 0.003,
+                 "sample_s_per_sample": 0.05, "sample_cpu_s_per_sample": 0.08}
+        samples["learned"] = {"confidence": learned_conf, "effective_classes": 9.5}
+    return {"codebook": codebook, "num_codes": 512, "test": {"codes_used": codes_used}, "prior": prior,
+            "uniform_bits_per_code": 9.0, "unigram_bits_per_code": unigram, "samples": samples,
+            "train": {"s_per_example": 0.001, "cpu_s_per_example": 0.0015}}
+
+
+def test_vq_claims_judge_each_codebook_and_the_usage_comparison():
+    data = [{"name": "mnist", "label": "MNIST",
+             "rows": [vq_row("plain", 40, prior_bits=9.2, learned_conf=0.4),
+                      vq_row("ema", 60, prior_bits=5.0, unigram=4.0)]},
+            {"name": "fashion_mnist", "label": "Fashion-MNIST",
+             "rows": [vq_row("plain", 80), vq_row("ema", 80, prior_bits=4.0)]},
+            {"name": "x", "label": "missing one", "missing": "no files"}]
+    got = {c["claim"]: c["holds"] for c in vqvae_mnist.claims(data)}
+    assert len(got) == 3 + 3 + 1 + 3 + 1  # priors: MNIST both, Fashion EMA only; usage per data set
+    assert got["MNIST, plain codebook: the learned prior's NLL is below log2(K) bits per code"] is False
+    assert got["MNIST, plain codebook: the learned prior's NLL is below the unigram prior's"] is False
+    assert got["MNIST, plain codebook: the classifier is more confident on learned-prior samples than on "
+               "uniform-prior samples"] is False
+    assert got["MNIST, ema codebook: the learned prior's NLL is below the unigram prior's"] is False  # 5 > 4
+    assert got["MNIST, ema codebook: the learned prior's NLL is below log2(K) bits per code"] is True
+    assert got["MNIST: the EMA codebook uses more codes than the plain one (test set)"] is True
+    assert got["Fashion-MNIST: the EMA codebook uses more codes than the plain one (test set)"] is False  # a tie
+    assert got["Fashion-MNIST, ema codebook: the learned prior's NLL is below the unigram prior's"] is True
+
+
+def test_vq_time_estimate_scales_the_measured_rates_to_the_full_budget():
+    d = {"name": "mnist", "full_train_examples": 5000, "classifier": {"s_per_example": 0.0004,
+                                                                         "cpu_s_per_example": 0.0006},
+         "rows": [vq_row("plain", 10), vq_row("ema", 10, prior_bits=5.0)]}
+    full = {"mnist": {"epochs": 20, "prior_epochs": 10, "classifier_epochs": 5}}
+    n, samples = 5000, vqvae_mnist.FULL["samples"]
+    wall = 0.0004 * n * 5 + 2 * 0.001 * n * 20 + 0.002 * n * 10 + 0.05 * samples
+    cpu = 0.0006 * n * 5 + 2 * 0.0015 * n * 20 + 0.003 * n * 10 + 0.08 * samples
+    assert vqvae_mnist.estimate_seconds([d], full) == pytest.approx(wall)
+    assert vqvae_mnist.estimate_seconds([d], full, "cpu_s_per_example") == pytest.approx(cpu)
+
+
+@pytest.mark.slow
+def test_vqvae_benchmark_smoke_mnist(tmp_path):
+    """vqvae_mnist.py end to end on real MNIST at smoke sizes and narrow networks (about 1 min)."""
+    import json
+    import subprocess
+
+    if not (vqvae_mnist.DATASETS["mnist"][1] / "train5k-images-idx3-ubyte.gz").exists():
+        pytest.skip("real MNIST not found in ../shared/data/mnist")
+    proc = subprocess.run([sys.executable, str(Path(vqvae_mnist.__file__)), "--smoke", "--datasets", "mnist",
+                           "--filters", "16", "--prior-filters", "16", "--samples", "20", "--pythae-epochs", "0",
+                           "--priors", "ema", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "vqvae_mnist_results.json").read_text())
+    (mnist,) = results["datasets"]
+    plain, ema = mnist["rows"]
+    assert plain["prior"] is None and ema["prior"] is not None
+    assert 1 <= ema["test"]["codes_used"] <= 512 and 1.0 <= ema["test"]["perplexity"] <= ema["test"]["codes_used"]
+    assert np.isfinite(ema["prior"]["test_bits_per_code"]) and ema["uniform_bits_per_code"] == 9.0
+    assert sum(ema["samples"]["learned"]["class_counts"]) == 20
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith(f"## {vqvae_mnist.SECTION_TITLE}") and "SMOKE MODE" in md
+    for figure in (ema["figures"]["samples"], plain["figures"]["uniform_samples"], plain["figures"]["reconstructions"]):
+        assert (tmp_path / figure).stat().st_size > 1000
+    assert len(results["claims"]) == 4
