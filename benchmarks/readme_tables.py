@@ -5,7 +5,8 @@
 
 Each block sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` in README.md and is
 made from docs/iwae_mnist_results.json (benchmarks/iwae_mnist.py), docs/aae_mnist_results.json
-(benchmarks/aae_mnist.py) and docs/results.json (benchmarks/run.py). Re-run a benchmark, then
+(benchmarks/aae_mnist.py), docs/ladder_mnist_results.json, docs/vqvae_mnist_results.json and
+docs/results.json (benchmarks/run.py). Re-run a benchmark, then
 this script. The papers' figures are the constants below, each with its table.
 """
 import argparse
@@ -27,6 +28,7 @@ PAPER = {
     "aae_cluster": "9.55 % with 16 clusters (Table 3)",
     "aae_parzen": "340 ± 2 nats (Table 1)",
     "lvae_nll": "81.74 nats (Sønderby et al. 2016, Table 1)",
+    "vqvae_bpd": "4.67 bits/dim on CIFAR-10, not MNIST (van den Oord et al. 2017, Sec. 4.1)",
 }
 
 
@@ -90,10 +92,14 @@ def models_block():
             rows.append(["Ladder VAE (Sønderby et al. 2016)", "`LadderVAE`, `HierarchicalVAE`", nb3,
                          "test NLL, LVAE+BN+WU, 5 stochastic layers",
                          f"**{lvae['test_nll']:.2f}** nats ({budget})", PAPER["lvae_nll"]])
+    vq = vqvae_headline()
+    if vq:
+        rows.append(["VQ-VAE (van den Oord et al. 2017)", "`VQVAE`, `VectorQuantizer`, `PixelCNNPrior`",
+                     "[04](colab/04_vqvae.ipynb)", vq[0], vq[1], PAPER["vqvae_bpd"]])
     unbuilt = (() if ladder else (("Ladder VAE (Sønderby et al. 2016)", 12),)) + (
-        ("VQ-VAE (van den Oord et al. 2017)", 13),
+        (() if vq else (("VQ-VAE (van den Oord et al. 2017)", 13),)) + (
         ("Adversarial Variational Bayes (Mescheder et al. 2017)", 10),
-        ("Implicit Autoencoders (Makhzani 2018)", 11))
+        ("Implicit Autoencoders (Makhzani 2018)", 11)))
     for family, issue in unbuilt:
         rows.append([family, f"not built yet (issue {issue})", "", "", "", ""])
     return table(["family (paper)", "classes", "notebook", "headline figure", "tfvae (budget)",
@@ -210,8 +216,51 @@ def ladder_block():
     return md
 
 
+def vqvae_rows(results):
+    """[(data set entry, row)] of every VQ-VAE trained by benchmarks/vqvae_mnist.py."""
+    return [(d, r) for d in (results or {}).get("datasets", []) for r in d.get("rows", [])]
+
+
+def vqvae_headline():
+    """(headline, our figure) for the models table: MNIST bits/dim with the learned prior of the
+    best codebook (the lowest), or None before the benchmark has run."""
+    results = load("vqvae_mnist_results.json")
+    rows = [(d, r) for d, r in vqvae_rows(results) if d["name"] == "mnist" and r.get("prior")]
+    if not rows:
+        return None
+    d, r = min(rows, key=lambda dr: dr[1]["prior"]["bits_per_dim"])
+    budget = f"{d['budget']['epochs']} epochs on {d['train_examples'] // 1000}k images, K={r['num_codes']}"
+    return (f"MNIST test bits/dim, {r['codebook']} codebook + PixelCNN prior",
+            f"**{r['prior']['bits_per_dim']:.3f}** bits/dim ({budget})")
+
+
+def vqvae_block():
+    results = load("vqvae_mnist_results.json")
+    if not vqvae_rows(results):
+        return "(run `python3 benchmarks/vqvae_mnist.py`)"
+    rows = []
+    for d, r in vqvae_rows(results):
+        t, p, smp = r["test"], r.get("prior"), r["samples"]
+        rows.append([f"{d['label']}, {d['budget']['epochs']} epochs on {d['train_examples'] // 1000}k",
+                     r["codebook"], f"{t['nll']:.2f}", f"{t['codes_used']} / {r['num_codes']}",
+                     f"{t['perplexity']:.1f}",
+                     f"{p['test_bits_per_code']:.2f} / {r['unigram_bits_per_code']:.2f} / {r['uniform_bits_per_code']:.0f}"
+                     if p else f"— / {r['unigram_bits_per_code']:.2f} / {r['uniform_bits_per_code']:.0f}",
+                     f"{p['bits_per_dim']:.3f}" if p else "—",
+                     f"{smp['learned']['confidence']:.2f} / {smp['uniform']['confidence']:.2f}" if p
+                     else f"— / {smp['uniform']['confidence']:.2f}"])
+    md = table(["data, VQ-VAE budget", "codebook", "test −log p(x\\|z_q) (nats)", "codes used (test)",
+                "perplexity (test)", "prior bits/code: PixelCNN / unigram / uniform",
+                "bits/dim (PixelCNN prior)", "classifier confidence: learned / uniform-prior samples"], rows)
+    held = results.get("claims", [])
+    if held:
+        md += "\n\n" + "; ".join(f"{c['claim']}: {c['values']} ({'holds' if c['holds'] else 'does NOT hold'})"
+                                  for c in held) + "."
+    return md
+
+
 BLOCKS = {"models": models_block, "iwae": iwae_block, "speed": speed_block, "aae": aae_block,
-          "ladder": ladder_block}
+          "ladder": ladder_block, "vqvae": vqvae_block}
 
 
 def render(text):
