@@ -4,6 +4,8 @@
     tfvae train ladder --dataset mnist --epochs 200 --out runs/lvae --kl-warmup 200
     tfvae evaluate runs/iwae-k5 --dataset mnist --num-samples 5000
     tfvae sample runs/iwae-k5 -n 64 --out grid.png --seed 1
+    tfvae train vqvae --dataset mnist --epochs 30 --out runs/vq --ema-decay 0.99
+    tfvae train-prior runs/vq --epochs 20      # the VQ-VAE's prior over codes: then it samples
 
 This module only wires the layers below it (datasets, models, callbacks, evaluation, export,
 plotting) to argparse; it holds no model logic. It sits outside the `tfvae` package, whose import
@@ -55,13 +57,16 @@ class ModelSpec:
     The model is `tfvae.<class_name>(input_shape=..., encoder=..., decoder=..., seed=--seed,
     **{option: value})`, with one keyword argument per name in `options` (a `train` option's
     destination: `latent_dim`, `prior`, ...) whose value was given or has a default. A family
-    with `bodies=False` (the hierarchical VAEs, which size their own networks from
-    `--latent-dims` and `--hidden-units`) gets no encoder and decoder, and refuses the options
-    of `BODY_OPTIONS`; the other families get those options' defaults when not given. Options of
-    other families (`MODEL_OPTIONS`) given on the command line are refused. `labels` is None
-    (trains on images) or "partial" (trains on (image, label) pairs, all but --labelled of them
-    marked unlabelled with -1). Every model compiles with Adam(--learning-rate), which
-    adversarial models copy for their extra optimizers.
+    with `bodies=False` gets no encoder and decoder bodies and refuses the options of
+    `BODY_OPTIONS`, saying which options size it (`sized_by`): the hierarchical VAEs size their
+    own networks from `--latent-dims` and `--hidden-units`; a family with `networks` (the
+    VQ-VAE) gets the encoder and decoder that `networks(args)` builds from its options in
+    `NETWORK_OPTIONS` (its default networks where it returns none). The other families get the
+    body options' defaults when not given. Options of other families (`MODEL_OPTIONS`) given on
+    the command line are refused. `labels` is None (trains on images) or "partial" (trains on
+    (image, label) pairs, all but --labelled of them marked unlabelled with -1). Every model
+    compiles with Adam(--learning-rate), which adversarial models copy for their extra
+    optimizers.
     """
 
     description: str
@@ -69,6 +74,8 @@ class ModelSpec:
     options: tuple = ()
     labels: str = None
     bodies: bool = True
+    sized_by: str = "--latent-dims and --hidden-units"
+    networks: Callable = None
 
     def build(self, args, input_shape):
         import tfvae
@@ -78,9 +85,11 @@ class ModelSpec:
         kwargs = {}
         for name in self.options:
             value = _body_option(args, name) if name in BODY_OPTIONS else getattr(args, name, None)
-            if value is not None and name not in DATA_OPTIONS:
+            if value is not None and name not in DATA_OPTIONS + NETWORK_OPTIONS:
                 kwargs[name] = value
         kwargs = {**FAMILY_DEFAULTS.get(self.class_name, {}), **kwargs}
+        if self.networks is not None:
+            kwargs.update(self.networks(args))
         if self.bodies:
             hidden, activation = _body_option(args, "hidden"), _body_option(args, "activation")
             if _body_option(args, "network") == "conv":
@@ -101,6 +110,8 @@ class ModelSpec:
 
 #: Options that shape the data, not the model's constructor.
 DATA_OPTIONS = ("labelled",)
+#: Options that size a family's own networks (`ModelSpec.networks`), not constructor arguments.
+NETWORK_OPTIONS = ("filters",)
 #: Constructor arguments a family needs that have no default in its class.
 FAMILY_DEFAULTS = {"SemiSupervisedAAE": {"num_classes": 10, "style_dim": 10}}
 #: The options of the families built from encoder and decoder bodies (`ModelSpec.bodies`), with
@@ -111,6 +122,20 @@ BODY_OPTIONS = {"latent_dim": 50, "prior": "standard_normal", "network": "mlp",
 _VAE_OPTIONS = ("latent_dim", "likelihood", "prior", "beta", "num_samples")
 _HIERARCHICAL_OPTIONS = ("latent_dims", "hidden_units", "batch_norm", "likelihood", "beta",
                          "num_samples")
+_VQ_OPTIONS = ("num_codes", "code_dim", "filters", "commitment_cost", "ema_decay",
+               "dead_code_restart", "likelihood")
+
+
+def _vq_networks(args):
+    """The VQ-VAE paper's encoder and decoder with --filters channels (none given: the model's
+    own defaults, 128 channels)."""
+    if getattr(args, "filters", None) is None:
+        return {}
+    from tfvae import networks
+
+    return {"encoder": networks.vq_encoder(filters=args.filters),
+            "decoder": networks.vq_decoder(filters=args.filters)}
+
 
 #: `tfvae train MODEL`: name -> ModelSpec. A new family adds one entry.
 MODELS = {
@@ -127,11 +152,16 @@ MODELS = {
     "hvae": ModelSpec("hierarchical VAE with bottom-up inference, the ladder VAE's baseline "
                       "(Sønderby et al. 2016)", "HierarchicalVAE", _HIERARCHICAL_OPTIONS,
                       bodies=False),
+    "vqvae": ModelSpec("vector-quantized VAE, discrete codes; its prior over codes is trained "
+                       "afterwards by 'tfvae train-prior' (van den Oord et al. 2017)", "VQVAE",
+                       _VQ_OPTIONS, bodies=False, sized_by="--num-codes, --code-dim and --filters",
+                       networks=_vq_networks),
 }
 
 #: Options that only some families take: given for another family, they are refused.
 MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup", "num_classes", "style_dim",
-                 "labelled", "latent_dims", "hidden_units", "batch_norm")
+                 "labelled", "latent_dims", "hidden_units", "batch_norm", "num_codes", "code_dim",
+                 "filters", "commitment_cost", "ema_decay", "dead_code_restart")
 
 
 def _option(name, value=None):
@@ -159,8 +189,7 @@ def _check_model_options(spec, args):
         for name in BODY_OPTIONS:
             if getattr(args, name, None) is not None:
                 raise UsageError(f"{_option(name)} does not apply to {args.model} "
-                                 f"({spec.description}): it is sized by --latent-dims and "
-                                 "--hidden-units")
+                                 f"({spec.description}): it is sized by {spec.sized_by}")
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -205,6 +234,13 @@ def _fraction(text):
     return value
 
 
+def _decay(text):
+    value = _positive_float(text)
+    if value >= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a decay in (0, 1) such as 0.99; got {text!r}")
+    return value
+
+
 def _int_list(text):
     try:
         values = tuple(int(part) for part in text.split(","))
@@ -241,7 +277,7 @@ def _check_dataset(name):
 
 
 def build_parser():
-    """The `tfvae` argument parser (sub-commands train, evaluate, sample)."""
+    """The `tfvae` argument parser (sub-commands train, evaluate, sample, train-prior)."""
     parser = _Parser(prog=PROG, formatter_class=_HelpFormatter,
                      description="Train, evaluate and sample variational autoencoders "
                                  "(tfvae: Keras 3 + TensorFlow Probability).")
@@ -329,6 +365,23 @@ def build_parser():
     model.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
                        help="ladder, hvae: batch normalization in every deterministic block, "
                             "or not (--no-batch-norm) (default: on for ladder, off for hvae)")
+    model.add_argument("--num-codes", type=_positive_int, default=None, metavar="K",
+                       help="vqvae: codes in the codebook (default: 512)")
+    model.add_argument("--code-dim", type=_positive_int, default=None, metavar="D",
+                       help="vqvae: size of each code vector, the encoder's output channels "
+                            "(default: 64)")
+    model.add_argument("--filters", type=_positive_int, default=None, metavar="F",
+                       help="vqvae: channels of the convolutional encoder and decoder (the "
+                            "paper's: two strided 4x4 convolutions and two residual blocks, "
+                            "mirrored) (default: 128)")
+    model.add_argument("--commitment-cost", type=_non_negative_float, default=None, metavar="B",
+                       help="vqvae: weight beta of the commitment loss (default: 0.25)")
+    model.add_argument("--ema-decay", type=_decay, default=None, metavar="G",
+                       help="vqvae: learn the codebook by exponential moving averages with this "
+                            "decay, e.g. 0.99, instead of by its loss (default: off)")
+    model.add_argument("--dead-code-restart", type=_positive_int, default=None, metavar="STEPS",
+                       help="vqvae: re-initialize a code that no encoder output used for this "
+                            "many training steps from one of the batch's outputs (default: off)")
     fit = train.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
                      help="number of epochs (required)")
@@ -370,7 +423,10 @@ def build_parser():
         "evaluate", help="evaluate a trained run directory", formatter_class=_HelpFormatter,
         description="Load DIR/model.keras, estimate the negative log-likelihood by importance\n"
                     "sampling, run the model's own metrics and count active units; print them\n"
-                    "and write DIR/evaluation.json.")
+                    "and write DIR/evaluation.json. A VQ-VAE reports its codebook's use\n"
+                    "(perplexity, codes used) instead of active units, and its NLL only once\n"
+                    "'tfvae train-prior' has given it a prior over codes (the paper's estimate\n"
+                    "-log p(x|z_q(x)) - log p(z_q(x)), not importance-sampled).")
     evaluate.set_defaults(handler=cmd_evaluate)
     evaluate.add_argument("run_dir", metavar="DIR", help="a run directory written by 'tfvae train'")
     evaluate.add_argument("--dataset", type=_dataset_name, default=None, metavar="NAME",
@@ -403,6 +459,49 @@ def build_parser():
     sample.add_argument("--seed", type=int, default=0,
                         help="sampling seed: the same seed gives the same images "
                              "(default: %(default)s)")
+
+    # ---- train-prior
+    prior = commands.add_parser(
+        "train-prior", help="train a VQ-VAE run's prior over codes, so that it samples",
+        formatter_class=_HelpFormatter,
+        description="Load the VQ-VAE of DIR/model.keras, encode the images it was trained on\n"
+                    "(the run's data set and training split, less its held-out part), train a\n"
+                    "gated PixelCNN prior over the code grids (van den Oord et al. 2017, Sec.\n"
+                    "3.2) and attach it: DIR/model.keras and DIR/saved_model/ are written again\n"
+                    "with it, so that 'tfvae sample DIR' and the exported sample endpoint draw\n"
+                    "from it; DIR/samples.png is redrawn and DIR/prior.json written. A prior\n"
+                    "trained before is replaced.")
+    prior.set_defaults(handler=cmd_train_prior)
+    prior.add_argument("run_dir", metavar="DIR", help="a run directory written by 'tfvae train vqvae'")
+    prior.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
+                       help="number of epochs (required)")
+    prior.add_argument("--num-layers", type=_positive_int, default=6, metavar="L",
+                       help="gated layers of the PixelCNN (default: %(default)s)")
+    prior.add_argument("--filters", type=_positive_int, default=64, metavar="F",
+                       help="channels of each of its stacks (default: %(default)s)")
+    prior.add_argument("--dataset", type=_dataset_name, default=None, metavar="NAME",
+                       help=f"data set: {dataset_help} (default: the one DIR was trained on)")
+    prior.add_argument("--train-split", default=None, metavar="SPLIT",
+                       help="split whose images are encoded (default: the one DIR was trained on)")
+    prior.add_argument("--validation-fraction", type=_fraction, default=None, metavar="F",
+                       help="fraction of the split held out (its last examples) and evaluated "
+                            "after every epoch; 0 turns validation off (default: DIR's, so the "
+                            "prior trains on the images the VQ-VAE trained on)")
+    prior.add_argument("--binarize", choices=BINARIZE, default=None,
+                       help="binarize the images once with --seed before encoding them "
+                            "(default: as DIR was trained, 'static' if it binarized, else none)")
+    prior.add_argument("--batch-size", type=_positive_int, default=100, metavar="N",
+                       help="code grids per batch (default: %(default)s)")
+    prior.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="LR",
+                       help="Adam learning rate (default: %(default)s)")
+    prior.add_argument("--eval-examples", type=_positive_int, default=1000, metavar="N",
+                       help="test examples for the prior's NLL (default: %(default)s)")
+    prior.add_argument("--seed", type=int, default=0,
+                       help="seed of the binarization, the prior's weights, the data order and "
+                            "the samples (default: %(default)s)")
+    prior.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                       help="Keras fit() output: 0 silent, 1 progress bar, 2 one line per epoch "
+                            "(default: 1 when stdout is a terminal, else 2)")
     return parser
 
 
@@ -481,6 +580,10 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
     Grey levels under a continuous decoder: the pixels are uniformly dequantized,
     x̃ = (round(255·x) + u)/256, and −log p(x̃) is a density (it can be negative); bits/dim
     adds D·log 256, which bounds the 8-bit images' code length.
+
+    A VQ-VAE with a prior over its codes gives the paper's estimate instead (Sec. 3.2),
+    −log p(x|z_q(x)) − log p(z_q(x)) (`approximate_log_likelihood`: no samples, not a bound;
+    'approximate': True); without one, none ('note' says how to train one).
     """
     import numpy as np
 
@@ -488,8 +591,14 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
 
     figures = {"nll": None, "bits_per_dim": None, "num_samples": num_samples,
                "num_examples": int(len(x))}
-    if not getattr(model, "has_density", False):
-        figures["meaning"] = f"{type(model).__name__} has no density: no likelihood"
+    approximate = getattr(model, "code_prior", None) is not None
+    if not getattr(model, "has_density", False) and not approximate:
+        if hasattr(model, "fit_prior"):
+            figures["meaning"] = (f"{type(model).__name__} has no likelihood until a prior over "
+                                  "its codes is trained")
+            figures["note"] = "no prior over the codes yet: run 'tfvae train-prior DIR'"
+        else:
+            figures["meaning"] = f"{type(model).__name__} has no density: no likelihood"
         return figures
     dims = int(np.prod(x.shape[1:]))
     continuous = model.observation_support() is None
@@ -506,13 +615,41 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
         meaning = ("Bernoulli log-probability (nats per image) of grey-level intensities: not a "
                    "normalized likelihood of the images; binarize them for one")
         levels = None
-    print(f"{PROG}: test NLL by importance sampling: k={num_samples} samples on {len(x)} "
-          f"examples (--eval-samples and --eval-examples make it cheaper)", flush=True)
-    nll = -float(evaluation.log_likelihood(model, x, num_samples=num_samples, seed=seed,
-                                           verbose=verbose).mean())
+    if approximate:
+        nll = -float(np.mean(np.concatenate([
+            np.asarray(model.approximate_log_likelihood(x[i:i + 100]))
+            for i in range(0, len(x), 100)])))
+        meaning += ("; estimated as -log p(x|z_q(x)) - log p(z_q(x)) with the learned prior "
+                    "over codes (the VQ-VAE paper's estimate: the encoder's codes only, not a bound)")
+        figures.update(num_samples=None, approximate=True)
+    else:
+        print(f"{PROG}: test NLL by importance sampling: k={num_samples} samples on {len(x)} "
+              f"examples (--eval-samples and --eval-examples make it cheaper)", flush=True)
+        nll = -float(evaluation.log_likelihood(model, x, num_samples=num_samples, seed=seed,
+                                               verbose=verbose).mean())
     figures.update(nll=nll, bits_per_dim=evaluation.bits_per_dim(nll, dims, levels),
                    meaning=meaning, dequantized=continuous)
     return figures
+
+
+def _codebook_figures(model, x):
+    """{'perplexity', 'codes_used', 'codes_used_count', 'num_codes', 'num_examples'}: how a
+    VQ-VAE uses its codebook on all of `x` (`evaluation.codebook_statistics`, not one batch);
+    None for a model without a codebook."""
+    if getattr(model, "num_codes", None) is None or not hasattr(model, "quantizer"):
+        return None
+    from tfvae import evaluation
+
+    statistics = evaluation.codebook_statistics(model, x)
+    return {"perplexity": statistics["perplexity"], "codes_used": statistics["codes_used"],
+            "codes_used_count": int((statistics["counts"] > 0).sum()),
+            "num_codes": int(len(statistics["counts"])), "num_examples": int(len(x))}
+
+
+def _codebook_text(figures):
+    """"perplexity 12.34 of 512 codes, 43 used (8.4 %)"."""
+    return (f"perplexity {figures['perplexity']:.2f} of {figures['num_codes']} codes, "
+            f"{figures['codes_used_count']} used ({100 * figures['codes_used']:.1f} %)")
 
 
 def _prior_mismatch(model, x, seed):
@@ -536,11 +673,22 @@ def _active_text(active, per_layer):
 
 def _nll_text(figures):
     if figures["nll"] is None:
-        return "n/a (the model has no density)"
+        return f"n/a ({figures.get('note', 'the model has no density')})"
     text = f"{figures['nll']:.3f} nats ({figures['bits_per_dim']:.4f} bits/dim)"
     if figures.get("dequantized"):
         text += ", a density of dequantized pixels: can be negative"
     return text
+
+
+def _nll_source(figures, what):
+    """How the NLL of `_nll_text` was computed, for the line that prints it: `what` (e.g. "20
+    importance samples, 50 test examples"), or the VQ-VAE's estimate; "" without a number."""
+    if figures["nll"] is None:
+        return ""
+    if figures.get("approximate"):
+        return (f" as -log p(x|z_q(x)) - log p(z_q(x)), the VQ-VAE's estimate, on "
+                f"{figures['num_examples']} examples")
+    return f" ({what})"
 
 
 # --------------------------------------------------------------------------- strategy
@@ -740,8 +888,9 @@ def cmd_train(args):
     test = _density_figures(model, x_test, args.eval_samples, args.seed,
                             binarized=eval_binarize is not None, verbose=verbose)
     nll = test["nll"]
-    active_per_layer = evaluation.active_units_per_layer(model, x_test)
-    active = sum(active_per_layer)
+    codebook = _codebook_figures(model, x_test)  # a VQ-VAE: its codes are indices, not units
+    active_per_layer = None if codebook else evaluation.active_units_per_layer(model, x_test)
+    active = None if codebook else sum(active_per_layer)
     mismatch = _prior_mismatch(model, x_test, args.seed)
     classification = None
     if hasattr(model, "classify") and labels and (y_test >= 0).all():
@@ -772,6 +921,7 @@ def cmd_train(args):
         "nll": nll,
         "active_units": active,
         "active_units_per_layer": active_per_layer,
+        "codebook": codebook,
         "prior_mismatch": mismatch,
         "classification_error": classification,
         "latent_dim": getattr(model, "latent_dim", None),
@@ -796,9 +946,12 @@ def cmd_train(args):
     print(f"tfvae: trained {args.model} on {args.dataset} for {args.epochs} "
           f"epoch{'s' if args.epochs != 1 else ''} in "
           f"{fit_seconds:.1f} s" + (f" ({rate:.0f} examples/s)" if rate else ""))
-    print(f"  test NLL         {nll_text}" + ("" if nll is None else
-          f" ({args.eval_samples} importance samples, {len(x_test)} test examples)"))
-    print(f"  active units     {_active_text(active, active_per_layer)}")
+    print(f"  test NLL         {nll_text}" + _nll_source(
+        test, f"{args.eval_samples} importance samples, {len(x_test)} test examples"))
+    if codebook:
+        print(f"  codebook use     {_codebook_text(codebook)} on {len(x_test)} test examples")
+    else:
+        print(f"  active units     {_active_text(active, active_per_layer)}")
     if classification is not None:
         print(f"  test error       {100 * classification:.2f} % (classify(x) on {len(x_test)} "
               f"test examples, {args.labelled} labels in training)")
@@ -838,18 +991,23 @@ def cmd_evaluate(args):
     figures = _density_figures(model, x, args.num_samples, args.seed,
                                binarized=binarize != "none",
                                verbose=1 if sys.stdout.isatty() else 2)
-    active_per_layer = evaluation.active_units_per_layer(model, x)
-    active = sum(active_per_layer)
+    codebook = _codebook_figures(model, x)  # a VQ-VAE: its codes are indices, not units
+    active_per_layer = None if codebook else evaluation.active_units_per_layer(model, x)
+    active = None if codebook else sum(active_per_layer)
     model_metrics = model.evaluate(x, batch_size=args.batch_size, verbose=0, return_dict=True)
     result = {"run_dir": str(args.run_dir), "dataset": dataset, "split": args.split,
               "binarize": binarize, "seed": args.seed, **figures, "active_units": active,
-              "active_units_per_layer": active_per_layer,
+              "active_units_per_layer": active_per_layer, "codebook": codebook,
               "metrics": {name: _scalar(value) for name, value in model_metrics.items()}}
     path = Path(args.run_dir) / "evaluation.json"
     _write_json(path, result)
     print(f"tfvae: evaluated {args.run_dir} on {dataset}/{args.split} ({len(x)} examples)")
-    print(f"  NLL              {_nll_text(figures)} ({args.num_samples} importance samples)")
-    print(f"  active units     {_active_text(active, active_per_layer)}")
+    print(f"  NLL              {_nll_text(figures)}"
+          + _nll_source(figures, f"{args.num_samples} importance samples"))
+    if codebook:
+        print(f"  codebook use     {_codebook_text(codebook)}")
+    else:
+        print(f"  active units     {_active_text(active, active_per_layer)}")
     for name, value in result["metrics"].items():
         print(f"  {name:16s} {value:.4f}")
     print(f"  written to       {path}")
@@ -867,6 +1025,131 @@ def cmd_sample(args):
     except (OSError, ValueError) as error:  # e.g. an unknown image extension
         raise CommandError(f"cannot write {out}: {_one_line(error)}") from error
     print(f"tfvae: wrote {args.num} samples (seed {args.seed}) to {out}")
+    return 0
+
+
+def _save_run_model(model, run_dir):
+    """Write DIR/model.keras and DIR/saved_model/ again from `model`, each replaced only once
+    its new version is complete (an interrupted write leaves the old one)."""
+    import shutil
+
+    run_dir = Path(run_dir)
+    model_path, saved_model = run_dir / "model.keras", run_dir / "saved_model"
+    tmp_model, tmp_saved, old_saved = (run_dir / "model.tmp.keras", run_dir / "saved_model.tmp",
+                                       run_dir / "saved_model.old")
+    for stale in (tmp_saved, old_saved):
+        shutil.rmtree(stale, ignore_errors=True)
+    model.save(tmp_model)
+    model.export(str(tmp_saved))
+    os.replace(tmp_model, model_path)
+    if saved_model.exists():
+        saved_model.rename(old_saved)
+    tmp_saved.rename(saved_model)
+    shutil.rmtree(old_saved, ignore_errors=True)
+    return model_path, saved_model
+
+
+def cmd_train_prior(args):
+    start = time.time()
+    model = _load_model(args.run_dir)
+    if not hasattr(model, "fit_prior"):
+        raise CommandError(f"{args.run_dir} holds a {type(model).__name__}, which has no prior "
+                           "over codes to train: train-prior is for 'tfvae train vqvae' runs")
+    recorded = _run_metadata(args.run_dir)
+    dataset = args.dataset or recorded.get("dataset")
+    if dataset is None:
+        raise UsageError(f"--dataset is required ({args.run_dir} has no metrics.json to read it "
+                         "from)")
+    _check_dataset(dataset)
+    split = args.train_split or recorded.get("train_split", "train")
+    fraction = args.validation_fraction
+    if fraction is None:  # the run's held-out part, if it held one out of this split
+        same = dataset == recorded.get("dataset") and split == recorded.get("train_split", "train")
+        fraction = recorded.get("validation_fraction", 0.1) if (
+            same and recorded.get("validation_split") is None) else 0.0
+    binarize = args.binarize
+    if binarize is None:
+        binarize = "static" if recorded.get("binarize") in ("dynamic", "static") else "none"
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    import keras
+
+    import tfvae
+    from tfvae import callbacks as tfvae_callbacks
+    from tfvae import datasets, plotting
+
+    try:
+        num_train = datasets.num_examples(dataset, split)
+        num_validation = int(round(fraction * num_train))
+        if num_validation >= num_train:
+            raise UsageError(f"--validation-fraction {fraction} leaves no training examples of "
+                             f"the {num_train} in {split!r}")
+        common = dict(batch_size=args.batch_size, binarize=_binarize_arg(binarize),
+                      seed=args.seed, shuffle=False)
+        train_ds = datasets.load(dataset, split, take=num_train - num_validation, **common)
+        val_ds = (datasets.load(dataset, split, skip=num_train - num_validation, **common)
+                  if num_validation else None)
+        x_test, _ = datasets.load_arrays(dataset, "test", binarize=_binarize_arg(binarize),
+                                         seed=args.seed, take=args.eval_examples)
+    except UsageError:
+        raise
+    except Exception as error:  # missing files, no network, a broken tensorflow-datasets install
+        raise CommandError(f"cannot load dataset {dataset!r}: {type(error).__name__}: "
+                           f"{_one_line(error)}") from error
+
+    keras.utils.set_random_seed(args.seed)  # the prior's weights and the order of its batches
+    prior = tfvae.PixelCNNPrior(model.grid_shape, model.num_codes, num_layers=args.num_layers,
+                                filters=args.filters)
+    validation = {} if val_ds is None else {"validation_data": (model.encode_data(val_ds),)}
+    fit_start = time.time()
+    try:
+        history = model.fit_prior(train_ds, epochs=args.epochs, prior=prior,
+                                  optimizer=keras.optimizers.Adam(args.learning_rate),
+                                  batch_size=args.batch_size, verbose=verbose,
+                                  callbacks=[tfvae_callbacks.StopOnNonFiniteLoss()], **validation)
+    except tfvae_callbacks.NonFiniteLossError as error:
+        raise CommandError(_one_line(error)) from error
+    fit_seconds = time.time() - fit_start
+
+    # the prior on the test codes, in bits per code next to the uniform prior's log2(K)
+    import numpy as np
+
+    codes = model.encode_data(x_test)
+    positions = int(np.prod(model.grid_shape))
+    nats = -float(np.mean(np.concatenate([np.asarray(prior.log_prob(codes[i:i + 100]))
+                                          for i in range(0, len(codes), 100)]))) / positions
+    figures = _density_figures(model, x_test, None, args.seed, binarized=binarize != "none",
+                               verbose=0)
+    result = {
+        "run_dir": str(args.run_dir), "dataset": dataset, "train_split": split,
+        "binarize": binarize, "seed": args.seed, "epochs": args.epochs,
+        "num_layers": args.num_layers, "filters": args.filters, "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate, "train_examples": num_train - num_validation,
+        "validation_examples": num_validation or None, "fit_seconds": fit_seconds,
+        "history": {name: [_scalar(v) for v in values] for name, values in history.history.items()},
+        "test": {"split": "test", "num_examples": int(len(x_test)), "grid_shape": model.grid_shape,
+                 "num_codes": model.num_codes, "nats_per_code": nats,
+                 "bits_per_code": nats / math.log(2),
+                 "uniform_bits_per_code": math.log2(model.num_codes), **figures},
+    }
+    model_path, saved_model = _save_run_model(model, args.run_dir)
+    samples_path = Path(args.run_dir) / "samples.png"
+    plotting.save_image_grid(model.sample(NUM_IMAGE_SAMPLES, seed=args.seed), samples_path)
+    result["wall_time_s"] = time.time() - start
+    prior_path = Path(args.run_dir) / "prior.json"
+    _write_json(prior_path, result)
+
+    test = result["test"]
+    print(f"tfvae: trained the prior over codes of {args.run_dir} ({model.grid_shape[0]}x"
+          f"{model.grid_shape[1]} grids of {model.num_codes} codes) on {dataset}/{split} "
+          f"({num_train - num_validation} examples) for {args.epochs} "
+          f"epoch{'s' if args.epochs != 1 else ''} in {fit_seconds:.1f} s")
+    print(f"  prior NLL        {test['bits_per_code']:.4f} bits per code ({test['uniform_bits_per_code']:.4f} "
+          f"for a uniform prior) on {len(x_test)} test examples")
+    print(f"  test NLL         {_nll_text(figures)}" + _nll_source(figures, ""))
+    for label, path in (("model", model_path), ("saved model", saved_model),
+                        ("samples", samples_path), ("prior metrics", prior_path)):
+        print(f"  {label:16s} {path}")
+    print(f"  'tfvae sample {args.run_dir}' now draws codes from the learned prior")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The `tfvae` command: train / evaluate / sample end to end on the bundled MNIST sample.
+"""The `tfvae` command: train / evaluate / sample / train-prior end to end on the bundled MNIST
+sample.
 
 One tiny in-process training run (module fixture) serves every artifact test; usage errors need
 no training; one subprocess test runs `python -m tfvae` as a user would.
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tolerances import float64_tolerance
+from tolerances import float32_tolerance, float64_tolerance, layer_partial_sums
 from tfvae import cli
 
 TINY = ["--dataset", "sample", "--latent-dim", "4", "--hidden", "32", "--eval-samples", "20",
@@ -29,7 +30,9 @@ TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim
                  "--learning-rate", "--binarize", "--kl-warmup", "--seed", "--strategy",
                  "--jit-compile", "--steps-per-execution", "--eval-samples", "--eval-examples",
                  "--validation-split", "--validation-fraction", "--train-split", "--verbose",
-                 "--latent-dims", "--hidden-units", "--batch-norm", "--no-batch-norm"]
+                 "--latent-dims", "--hidden-units", "--batch-norm", "--no-batch-norm",
+                 "--num-codes", "--code-dim", "--filters", "--commitment-cost", "--ema-decay",
+                 "--dead-code-restart"]
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
@@ -214,7 +217,7 @@ def test_help_documents_every_option_with_its_default(capsys):
     for model in cli.MODELS:
         assert model in text
     commands = cli.build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) == {"train", "evaluate", "sample"}
+    assert set(commands) == {"train", "evaluate", "sample", "train-prior"}
     for name, parser in commands.items():
         for action in parser._actions:
             if action.option_strings and action.dest != "help":
@@ -222,6 +225,12 @@ def test_help_documents_every_option_with_its_default(capsys):
     assert cli.main(["evaluate", "--help"]) == 0 and cli.main(["sample", "--help"]) == 0
     text = capsys.readouterr().out
     for option in ("--split", "--num-samples", "--examples", "-n", "--out", "--seed"):
+        assert option in text, option
+    assert cli.main(["train-prior", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--epochs", "--num-layers", "--filters", "--dataset", "--train-split",
+                   "--validation-fraction", "--binarize", "--batch-size", "--learning-rate",
+                   "--eval-examples", "--seed", "--verbose"):
         assert option in text, option
 
 
@@ -235,6 +244,9 @@ def test_help_documents_every_option_with_its_default(capsys):
      "--hidden"),
     (["evaluate"], "DIR"),
     ([], "COMMAND"),
+    (["train", "vqvae", "--dataset", "sample", "--epochs", "1", "--out", "x", "--ema-decay", "1"],
+     "--ema-decay"),
+    (["train-prior", "x"], "--epochs"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(capsys, tmp_path, monkeypatch, argv, fragment):
     monkeypatch.chdir(tmp_path)
@@ -253,7 +265,8 @@ def test_model_options_the_model_rejects_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize("command", [["evaluate", "{}", "--dataset", "sample"],
-                                     ["sample", "{}", "--out", "x.png"]])
+                                     ["sample", "{}", "--out", "x.png"],
+                                     ["train-prior", "{}", "--epochs", "1"]])
 def test_missing_run_dir_exits_1_with_one_line(tmp_path, command):
     missing = tmp_path / "no_such_run"
     code, out, err = run_main([c.format(missing) for c in command])
@@ -310,7 +323,8 @@ def test_help_and_version_do_not_import_tensorflow():
              "code = tfvae_cli.main(sys.argv[1:])\n"
              "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
              "sys.exit(code)\n")
-    for argv in (["--help"], ["--version"], ["train", "--help"], ["evaluate", "--help"]):
+    for argv in (["--help"], ["--version"], ["train", "--help"], ["evaluate", "--help"],
+                 ["train-prior", "--help"]):
         result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, result.stderr
@@ -519,9 +533,16 @@ def test_hierarchical_options_reach_the_model(tmp_path, model, options, config):
     ("ladder", ["--network", "conv"]), ("hvae", ["--activation", "relu"]),
     ("ladder", ["--prior", "mixture_of_gaussians"]), ("ladder", ["--posterior", "gaussian"]),
     ("hvae", ["--num-classes", "3"]),
+    # the VQ-VAE's options, refused by the other families, and theirs by the VQ-VAE
+    ("vae", ["--num-codes", "8"]), ("ladder", ["--code-dim", "4"]), ("aae", ["--filters", "8"]),
+    ("iwae", ["--commitment-cost", "1"]), ("ssaae", ["--ema-decay", "0.99"]),
+    ("hvae", ["--dead-code-restart", "10"]),
+    ("vqvae", ["--latent-dim", "4"]), ("vqvae", ["--hidden", "32"]), ("vqvae", ["--beta", "2"]),
+    ("vqvae", ["--kl-warmup", "2"]), ("vqvae", ["--latent-dims", "4,2"]),
+    ("vqvae", ["--prior", "mixture_of_gaussians"]), ("vqvae", ["--num-samples", "2"]),
 ])
 def test_options_of_other_families_exit_2(tmp_path, model, option):
-    sizes = HIERARCHICAL_TINY if model in ("ladder", "hvae") else TINY
+    sizes = {"ladder": HIERARCHICAL_TINY, "hvae": HIERARCHICAL_TINY, "vqvae": VQ_TINY}.get(model, TINY)
     code, _, err = run_main(["train", model, "--epochs", "1", "--out", tmp_path / "run"]
                             + sizes + option)
     assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
@@ -538,3 +559,120 @@ def test_bad_layer_sizes_exit_2(tmp_path, option, fragment):
     code, _, err = run_main(argv)
     assert_one_error_line(err, code, 2, fragment)
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- vqvae and its prior
+#: The VQ-VAE's tiny run: 16 codes of 4 units, networks of 8 channels (a 7x7 grid of codes).
+VQ_TINY = ["--dataset", "sample", "--num-codes", "16", "--code-dim", "4", "--filters", "8",
+           "--eval-examples", "50", "--validation-split", "none", "--verbose", "0"]
+
+
+def _test_images(n):
+    """The first n test images of the bundled sample as `tfvae train` and `evaluate` binarize
+    them for a Bernoulli run with --seed 0 (drawn once)."""
+    from tfvae import datasets
+
+    return datasets.load_arrays("sample", "test", binarize="static", seed=0, take=n)[0]
+
+
+def _perplexity(codes, num_codes):
+    """exp(H) of the empirical distribution of `codes` (numpy, float64), and the codes used."""
+    counts = np.bincount(np.asarray(codes).ravel(), minlength=num_codes)
+    p = counts[counts > 0] / counts.sum()
+    return math.exp(-float(np.sum(p * np.log(p)))), int(np.sum(counts > 0))
+
+
+def test_vqvae_trains_reports_its_codebook_and_its_prior_makes_it_sample(tmp_path):
+    """train vqvae (its options reach the model; codebook use, not active units; no NLL before
+    a prior), train-prior (the prior is trained on the run's images and saved in model.keras and
+    saved_model/: `tfvae sample` and the sample endpoint draw from it), and evaluate (the
+    paper's NLL estimate from the prior, and the codebook's use on the evaluated images)."""
+    import keras
+    import tensorflow as tf
+
+    import tfvae
+
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "vqvae", "--epochs", "1", "--out", out,
+                                     "--ema-decay", "0.99", "--dead-code-restart", "5",
+                                     "--commitment-cost", "0.5"] + VQ_TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    config = metrics["config"]
+    assert {key: config[key] for key in ("num_codes", "code_dim", "ema_decay",
+                                         "dead_code_restart", "commitment_cost")} == {
+        "num_codes": 16, "code_dim": 4, "ema_decay": 0.99, "dead_code_restart": 5,
+        "commitment_cost": 0.5}
+    assert config["encoder"]["config"]["filters"] == config["decoder"]["config"]["filters"] == 8
+    assert metrics["nll"] is None and "train-prior" in stdout
+    assert metrics["active_units"] is None and "active units" not in stdout
+    assert {"perplexity", "codes_used", "commitment", "codebook"} <= set(metrics["history"])
+    # codebook use on the 50 test images, against a count of the codes of the saved model
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert type(model).__name__ == "VQVAE" and model.code_prior is None
+    perplexity, used = _perplexity(model.encode(_test_images(50)), 16)
+    codebook = metrics["codebook"]
+    assert codebook["codes_used_count"] == used and codebook["codes_used"] == used / 16
+    # float64 on both paths: H sums at most 16 terms of size <= log 16, and exp turns H's
+    # absolute error into a relative one
+    assert codebook["perplexity"] == pytest.approx(perplexity, rel=0, abs=float64_tolerance(
+        perplexity * math.log(16), ops=32))
+    assert f"codebook use     perplexity {perplexity:.2f} of 16 codes, {used} used" in stdout
+    encode = tf.saved_model.load(str(out / "saved_model")).signatures["encode"]
+    assert encode.structured_outputs["code"].dtype == tf.int32
+    uniform_samples = png(out / "samples.png")
+
+    code, stdout, stderr = run_main(["train-prior", out, "--epochs", "2", "--num-layers", "1",
+                                     "--filters", "8", "--eval-examples", "20", "--verbose", "0"])
+    assert code == 0, stderr
+    prior_metrics = json.loads((out / "prior.json").read_text())
+    assert prior_metrics["train_examples"] == 2000  # the run held nothing out (--validation-split none)
+    assert len(prior_metrics["history"]["loss"]) == 2
+    test = prior_metrics["test"]
+    assert test["uniform_bits_per_code"] == 4.0 and 0 < test["bits_per_code"]
+    assert test["approximate"] is True and math.isfinite(test["nll"])
+    assert f"{test['bits_per_code']:.4f} bits per code" in stdout
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    prior = model.code_prior
+    assert isinstance(prior, tfvae.PixelCNNPrior) and (prior.num_layers, prior.filters) == (1, 8)
+    # the prior's NLL per code on the 20 test images, from the saved prior
+    codes = model.encode(_test_images(20))
+    nats = -float(np.mean(prior.log_prob(codes))) / 49
+    assert test["bits_per_code"] == pytest.approx(nats / math.log(2), rel=0,
+                                                  abs=float32_tolerance(nats / math.log(2)))
+    # samples.png, `tfvae sample` and the exported sample endpoint draw from the learned prior
+    learned = png(out / "samples.png")
+    assert not np.array_equal(learned, uniform_samples)
+    grid = tfvae.plotting.image_grid(model.sample(64, seed=0)).astype(np.uint8)
+    assert np.abs(grid.astype(int) - learned.astype(int)).max() <= 1
+    code, _, stderr = run_main(["sample", out, "-n", "64", "--out", tmp_path / "s.png"])
+    assert code == 0, stderr
+    assert np.abs(png(tmp_path / "s.png").astype(int) - learned.astype(int)).max() <= 1
+    sample = tf.saved_model.load(str(out / "saved_model")).signatures["sample"]
+    exported = sample(num_samples=tf.constant(3), seed=tf.constant([1, 2]))["samples"]
+    np.testing.assert_allclose(exported, model.sample(3, seed=(1, 2)), rtol=0, atol=float32_tolerance(
+        layer_partial_sums(model.sample, 3, seed=(1, 2))))
+
+    code, stdout, stderr = run_main(["evaluate", out, "--examples", "40"])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["approximate"] is True and result["num_examples"] == 40
+    assert result["active_units"] is None
+    # -log p(x|z_q(x)) (the model's own reconstruction metric on the same images) minus
+    # log p(z_q(x)) under the prior: sums of 784 pixel terms and 49 codes in float32, in
+    # different orders on the two paths (ops=16, as for the exported log-likelihood)
+    x = _test_images(40)
+    log_prior = float(np.mean(prior.log_prob(model.encode(x))))
+    expected = result["metrics"]["reconstruction"] - log_prior
+    assert result["nll"] == pytest.approx(expected, rel=0, abs=float32_tolerance(
+        result["metrics"]["reconstruction"], log_prior, ops=16))
+    perplexity, used = _perplexity(model.encode(x), 16)
+    assert result["codebook"]["codes_used_count"] == used
+    assert result["metrics"]["codes_used"] == used / 16  # the model's metric over the same images
+    assert f"{result['nll']:.3f} nats" in stdout and "the VQ-VAE's estimate" in stdout
+    assert "codebook use     perplexity" in stdout
+
+
+def test_train_prior_refuses_a_run_without_codes(run):
+    code, _, err = run_main(["train-prior", run[0], "--epochs", "1"])
+    assert_one_error_line(err, code, 1, "holds a VAE", "train-prior is for 'tfvae train vqvae' runs")

@@ -18,8 +18,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 import tfvae
-from tolerances import dense_partial_sums, float32_tolerance, mlp_partial_sums
-from scripts._common import FAMILIES, architecture_kwargs
+from tolerances import float32_tolerance, layer_partial_sums, mlp_partial_sums
+from scripts._common import DETERMINISTIC_RECONSTRUCTION, FAMILIES, architecture_kwargs
 from tfvae import export as export_lib
 
 LATENT = 4
@@ -33,6 +33,7 @@ OUTPUTS = {"encode": ["mean", "stddev"], "decode": ["x_mean"], "reconstruct": ["
 
 
 FAMILY_NAMES = [name.lower() for name in FAMILIES]
+CLASS_NAMES = {name.lower(): name for name in FAMILIES}
 
 
 def small(cls, **kwargs):
@@ -54,9 +55,45 @@ def decoder_tolerance(model, codes):
 def path_tolerance(method, *args, **kwargs):
     """Rounding of `method(*args, **kwargs)` (a model's encode, decode, reconstruct or sample)
     computed by the SavedModel's graph and by the eager model: eps times the partial sums of the
-    Dense layers it runs on these inputs and seeded draws, not times its outputs. Any family: it
-    needs no `encoder` or `decoder` attribute, only the path the method takes."""
-    return float32_tolerance(dense_partial_sums(method, *args, **kwargs))
+    Dense and convolution layers it runs on these inputs and seeded draws, not times its
+    outputs. Any family: it needs no `encoder` or `decoder` attribute, only the path the method
+    takes."""
+    return float32_tolerance(layer_partial_sums(method, *args, **kwargs))
+
+
+def has_integer_codes(model, x):
+    """Whether `model.encode` gives integer code indices (a VQ-VAE's grid), not float codes."""
+    codes = model.encode(x)
+    return not isinstance(codes, (list, tuple)) and tf.as_dtype(codes.dtype).is_integer
+
+
+def decode_input(model, z):
+    """What the decode endpoint gets as `z` for the float codes `z` [N, LATENT]: `z` itself, or
+    for a model with integer codes N grids of indices drawn uniformly from its `num_codes`
+    (every code, not only those that a barely trained encoder picks)."""
+    x = binary(1, 0)
+    if not has_integer_codes(model, x):
+        return z
+    grid = tuple(model.encode(x).shape[1:])
+    return np.random.RandomState(4).randint(0, model.num_codes, (len(z),) + grid).astype("int32")
+
+
+def nearest_code_margin(model, x):
+    """(margin, tolerance) of a VQ-VAE's code choice on `x`: the smallest gap, over the grid
+    positions, between the distances ‖z_e − e_k‖² to the nearest and the second nearest code
+    (float64, from the eager encoder's z_e), and how far rounding can move that gap between the
+    SavedModel's graph and the eager model. An encoder output off by at most t per unit moves
+    each distance by at most 2t·‖z_e − e_k‖₁ + D·t², both distances of the gap alike; the
+    distances themselves round at the size of their terms ‖z_e‖², ‖e_k‖² and 2|z_e·e_k|. While
+    the margin exceeds the tolerance, both paths must pick the same codes."""
+    z = np.asarray(model.encoder(x), np.float64).reshape(-1, model.code_dim)
+    codebook = np.asarray(model.quantizer.codebook, np.float64)
+    distances = ((z[:, None, :] - codebook[None]) ** 2).sum(-1)
+    nearest_two = np.sort(distances, axis=1)[:, :2]
+    t = path_tolerance(model.encoder, x)
+    moved = 2 * t * np.abs(z[:, None, :] - codebook[None]).sum(-1).max() + model.code_dim * t ** 2
+    terms = [(z ** 2).sum(-1), (codebook ** 2).sum(-1), 2 * np.abs(z @ codebook.T)]
+    return float(np.min(nearest_two[:, 1] - nearest_two[:, 0])), 2 * moved + float32_tolerance(*terms)
 
 
 def encode_outputs(model, x):
@@ -124,12 +161,13 @@ CLEAN_LOADER = textwrap.dedent('''
 
     paths, inputs_file, out_file = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
     inputs = np.load(inputs_file)
-    x, x_big, z = (tf.constant(inputs[k]) for k in ("x", "x_big", "z"))
+    x, x_big = (tf.constant(inputs[k]) for k in ("x", "x_big"))
     seed = lambda a, b: tf.constant([a, b], tf.int32)
     n = lambda k: tf.constant(k, tf.int32)
     out = {}
     for i, path in enumerate(paths):
         sigs = tf.saved_model.load(path).signatures
+        z = tf.constant(inputs[f"z_{i}"])  # float codes, or a VQ-VAE's int32 grids of indices
         # decode inputs beside z (e.g. the semi-supervised AAE's classes y): values in [0, 1)
         decode_inputs = {key: tf.constant(np.random.RandomState(0).rand(
                              int(z.shape[0]), *spec.shape.as_list()[1:]), spec.dtype)
@@ -165,11 +203,18 @@ CLEAN_LOADER = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def clean_outputs(exported, inputs, tmp_path_factory):
+def decode_inputs(exported, inputs):
+    """{model: what its decode endpoint gets as `z`} (see `decode_input`)."""
+    return {name: decode_input(model, inputs["z"]) for name, (model, _) in exported.items()}
+
+
+@pytest.fixture(scope="module")
+def clean_outputs(exported, inputs, decode_inputs, tmp_path_factory):
     """The endpoints' outputs, computed in a process without tfvae and TFP: {model: {key: array}}."""
     root = tmp_path_factory.mktemp("clean")
-    np.savez(root / "inputs.npz", **inputs)
     names = list(exported)
+    np.savez(root / "inputs.npz", **inputs,
+             **{f"z_{i}": decode_inputs[name] for i, name in enumerate(names)})
     proc = subprocess.run(
         [sys.executable, "-c", CLEAN_LOADER, *[str(exported[n][1]) for n in names],
          str(root / "inputs.npz"), str(root / "outputs.npz")],
@@ -184,7 +229,8 @@ def clean_outputs(exported, inputs, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
-def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, inputs):
+def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, inputs,
+                                                 decode_inputs):
     model, _ = exported[name]
     out = clean_outputs[name]
     # a model without a density (has_density = False) has no log_likelihood endpoint
@@ -194,7 +240,7 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
              else set(endpoints))
     assert set(endpoints) <= names
     assert set(out["signatures"]) == names | {"serving_default"}
-    x, x_big, z = inputs["x"], inputs["x_big"], inputs["z"]
+    x, x_big, z = inputs["x"], inputs["x_big"], decode_inputs[name]
 
     # encode gives the posterior's parameters where the model has them, else its codes (one
     # mean per layer for the hierarchical models)
@@ -203,6 +249,13 @@ def test_clean_process_endpoints_match_the_model(name, exported, clean_outputs, 
     # inputs and draws (encoder, decoder, or a hierarchical model's bottom-up and top-down blocks;
     # σ = softplus(ρ) + floor: slope <= 1, sigmoids of the logits: slope <= 1/4)
     encoder_tolerance = path_tolerance(model.encode, x)
+    if has_integer_codes(model, x):
+        # a VQ-VAE's nearest codes: the same indices on both paths, exactly, since no two codes
+        # are nearly as close to an encoder output as rounding could reorder (checked first)
+        margin, tolerance = nearest_code_margin(model, x)
+        assert margin > tolerance, (margin, tolerance)
+        assert out["encode/code"].dtype == np.int32
+        encoder_tolerance = 0
     for key, value in params.items():
         np.testing.assert_allclose(out[f"encode/{key}"], value, rtol=0, atol=encoder_tolerance)
         # serving_default is encode
@@ -240,8 +293,12 @@ def test_clean_process_seeds(name, clean_outputs):
     assert not np.allclose(out["sample/samples"], out["sample_other/samples"])
     np.testing.assert_array_equal(out["reconstruct/reconstruction"],
                                   out["reconstruct_again/reconstruction"])
-    assert not np.allclose(out["reconstruct/reconstruction"],
-                           out["reconstruct_other/reconstruction"])
+    if CLASS_NAMES[name] in DETERMINISTIC_RECONSTRUCTION:  # the seed is taken and ignored
+        np.testing.assert_array_equal(out["reconstruct/reconstruction"],
+                                      out["reconstruct_other/reconstruction"])
+    else:  # the seed draws the code
+        assert not np.allclose(out["reconstruct/reconstruction"],
+                               out["reconstruct_other/reconstruction"])
 
 
 def test_signatures_have_named_inputs_and_outputs(exported):

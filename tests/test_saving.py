@@ -95,6 +95,10 @@ def test_round_trip(case, data, tmp_path):
     if case == "gaussian_learnable_prior":  # the prior's weights were trained and came back
         prior = [v for v in loaded.trainable_weights if "learnable_gaussian" in v.path]
         assert len(prior) == 2 and not np.allclose(np.asarray(prior[0]), 0.0)
+    if case == "vqvae":  # the EMA cluster sizes and the counts of unused steps, not all zero
+        assert np.any(np.asarray(loaded.quantizer.cluster_size) > 0)
+        assert np.any(np.asarray(loaded.quantizer.steps_unused) > 0)
+        np.testing.assert_array_equal(loaded.encode(data), model.encode(data))
     np.testing.assert_array_equal(loaded.sample(8, seed=3), model.sample(8, seed=3))
     np.testing.assert_array_equal(loaded.reconstruct(data, seed=(1, 2)),
                                   model.reconstruct(data, seed=(1, 2)))
@@ -120,6 +124,36 @@ def test_training_resumes_exactly(case, data, tmp_path):
     fit(resumed, data, epochs=1)
     # the same computation on the same inputs and machine, split by a save/load: bit for bit
     assert_same_state(straight, resumed)
+
+
+def fit_prior(model, data, prior, epochs):
+    model.fit_prior(data, epochs=epochs, prior=prior, batch_size=8, shuffle=False, verbose=0)
+
+
+def test_vqvae_code_prior_is_saved_and_its_training_resumes(data, tmp_path):
+    """A VQ-VAE's PixelCNN prior over codes (attached by fit_prior) is part of the .keras file,
+    with its optimizer's state: training it for 2 epochs equals 1 epoch, save, load, 1 more
+    epoch of the loaded model's prior, and samples (drawn from it) come back."""
+    straight = make("vqvae")
+    resumed = make("vqvae", weights_from=straight)
+    fit(straight, data)
+    fit(resumed, data)  # the same VQ-VAE, bit for bit: the same codes to train the priors on
+    priors = [tfvae.PixelCNNPrior(straight.grid_shape, straight.num_codes, num_layers=2, filters=8)
+              for _ in range(2)]
+    priors[1].set_weights(priors[0].get_weights())
+    fit_prior(straight, data, priors[0], epochs=2)
+    fit_prior(resumed, data, priors[1], epochs=1)
+    resumed = save_and_load(resumed, tmp_path / "m.keras")
+    assert type(resumed.code_prior) is tfvae.PixelCNNPrior
+    fit_prior(resumed, data, resumed.code_prior, epochs=1)  # compiled: its optimizer goes on
+    # the VQ-VAE and the prior's weights (model variables), then the prior's optimizer
+    assert_same_state(straight, resumed)
+    a, b = straight.code_prior.optimizer, resumed.code_prior.optimizer
+    assert int(a.iterations) == int(b.iterations) == 4  # 2 batches of 8 grids, 2 epochs
+    assert len(a.variables) == len(b.variables)
+    for u, v in zip(a.variables, b.variables):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=u.path)
+    np.testing.assert_array_equal(resumed.sample(8, seed=3), straight.sample(8, seed=3))
 
 
 LOADER = textwrap.dedent('''

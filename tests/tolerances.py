@@ -43,30 +43,66 @@ def mlp_partial_sums(network, inputs):
     return largest
 
 
-def dense_partial_sums(fn, *args, **kwargs):
-    """The largest partial sum of every `keras.layers.Dense` layer that `fn(*args, **kwargs)`
-    runs, eagerly: |h| @ |kernel| + |bias| on the inputs h each layer actually gets. The
-    magnitude to scale a rounding tolerance with for any model and any path through it (a
-    hierarchical model's bottom-up and top-down blocks, an MLP's layers), where
-    `mlp_partial_sums` needs the network and its inputs. Imports Keras only when called."""
+def _linear_part(layer, h):
+    """|h| through the linear part of a Dense, convolution or transposed convolution `layer`
+    with |kernel| and |bias|: for every output, the sum of the magnitudes of the terms it adds
+    (one weighted input per kernel entry that reaches it, and the bias). None for other layers.
+    A convolution's own `convolution_op` applies any kernel mask it has (a masked PixelCNN)."""
     import keras
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
 
-    dense = keras.layers.Dense
-    original = dense.call
-    largest = [0.0]
-
-    def recording_call(layer, inputs, *call_args, **call_kwargs):
-        h = np.abs(np.asarray(inputs, np.float64))  # fails in a graph: the point is eager values
-        kernel = np.abs(np.asarray(layer.kernel, np.float64))
+    h = np.abs(np.asarray(h, np.float64))  # fails in a graph: the point is eager values
+    kernel = np.abs(np.asarray(layer.kernel, np.float64))
+    if isinstance(layer, keras.layers.Dense):
         sums = h.reshape(-1, kernel.shape[0]) @ kernel
-        if layer.bias is not None:
-            sums = sums + np.abs(np.asarray(layer.bias, np.float64))
-        largest[0] = max(largest[0], float(np.max(sums, initial=0.0)))
-        return original(layer, inputs, *call_args, **call_kwargs)
+    elif isinstance(layer, BaseConv):  # float32: an upper bound, not itself compared
+        sums = np.asarray(layer.convolution_op(h.astype(np.float32), kernel.astype(np.float32)),
+                          np.float64)
+    else:
+        sums = np.asarray(keras.ops.conv_transpose(
+            h.astype(np.float32), kernel.astype(np.float32), strides=list(layer.strides),
+            padding=layer.padding, output_padding=layer.output_padding,
+            dilation_rate=layer.dilation_rate, data_format=layer.data_format), np.float64)
+    if layer.bias is not None:
+        bias = np.abs(np.asarray(layer.bias, np.float64))
+        channels_first = isinstance(layer, (BaseConv, BaseConvTranspose)) and \
+            layer.data_format == "channels_first"
+        sums = sums + (bias.reshape((-1,) + (1,) * (sums.ndim - 2)) if channels_first else bias)
+    return sums
 
-    dense.call = recording_call
+
+def layer_partial_sums(fn, *args, **kwargs):
+    """The largest partial sum of every Dense, convolution and transposed-convolution layer
+    that `fn(*args, **kwargs)` runs, eagerly: |h| @ |kernel| + |bias| (for a convolution,
+    |h| convolved with |kernel|, plus |bias|) on the inputs h each layer actually gets. The
+    magnitude to scale a rounding tolerance with for any model and any path through it (a
+    hierarchical model's bottom-up and top-down blocks, an MLP's layers, a VQ-VAE's
+    convolutional encoder and decoder), where `mlp_partial_sums` needs the network and its
+    inputs. Imports Keras only when called."""
+    import keras
+    from keras.src.layers.convolutional.base_conv import BaseConv
+    from keras.src.layers.convolutional.base_conv_transpose import BaseConvTranspose
+
+    largest = [0.0]
+    originals = {cls: cls.call for cls in (keras.layers.Dense, BaseConv, BaseConvTranspose)}
+
+    def recording(original):
+        def recording_call(layer, inputs, *call_args, **call_kwargs):
+            largest[0] = max(largest[0], float(np.max(_linear_part(layer, inputs), initial=0.0)))
+            return original(layer, inputs, *call_args, **call_kwargs)
+        return recording_call
+
+    for cls, original in originals.items():
+        cls.call = recording(original)
     try:
         fn(*args, **kwargs)
     finally:
-        dense.call = original
+        for cls, original in originals.items():
+            cls.call = original
     return largest[0]
+
+
+#: The name of `layer_partial_sums` from when it recorded Dense layers only: for a model of
+#: Dense layers it gives the same number.
+dense_partial_sums = layer_partial_sums

@@ -238,6 +238,7 @@ class VQEncoder(_VQNetwork):
             self.head = keras.layers.Conv2D(self.target_shape[-1], 1)
 
     def build(self, input_shape):
+        """Builds the layers for images of `input_shape` (the target shape must be set first)."""
         self._require_target()
         shape = tuple(input_shape)
         for conv in self.convs:
@@ -247,6 +248,7 @@ class VQEncoder(_VQNetwork):
         self.head.build(shape)
 
     def call(self, inputs):
+        """The code grid `[B, H/4, W/4, code_dim]` of images `[B, H, W, C]`."""
         h = inputs
         for conv in self.convs:
             h = conv(h)
@@ -273,6 +275,7 @@ class VQDecoder(_VQNetwork):
                 keras.layers.Conv2DTranspose(self.target_shape[-1], 4, strides=2, padding="same")]
 
     def build(self, input_shape):
+        """Builds the layers for grids of `input_shape` (the target shape must be set first)."""
         self._require_target()
         shape = tuple(input_shape)
         self.stem.build(shape)
@@ -283,6 +286,7 @@ class VQDecoder(_VQNetwork):
             shape = deconv.compute_output_shape(shape)
 
     def call(self, inputs):
+        """The likelihood's parameters `[B, 4h, 4w, channels]` of a grid `[B, h, w, D]`."""
         h = self.residual(self.stem(inputs))
         for deconv in self.deconvs:
             h = deconv(h)

@@ -89,6 +89,7 @@ class VectorQuantizer(keras.layers.Layer):
 
     @property
     def uses_ema(self):
+        """Whether the codebook follows moving averages (`ema_decay` set) rather than gradients."""
         return self.ema_decay is not None
 
     def nearest_codes(self, z_e):
@@ -105,6 +106,7 @@ class VectorQuantizer(keras.layers.Layer):
         return tf.gather(tf.convert_to_tensor(self.codebook), indices)
 
     def call(self, z_e):
+        """z_e + sg[z_q − z_e]: the nearest codes forward, the identity backward (Eq. 3)."""
         _, z_q = self.nearest_codes(z_e)
         return z_e + tf.stop_gradient(z_q - z_e)
 
@@ -550,6 +552,7 @@ class PixelCNNPrior(keras.Model):
         return super().compute_loss(x, x if y is None else y, y_pred, sample_weight, training)
 
     def call(self, codes, training=False):
+        """Logits `[B, h, w, K]` of each code given the codes before it in raster order."""
         if codes.shape.rank == 3:  # indices (of any dtype: Keras traces with floats)
             h = tf.gather(self.embedding, tf.cast(codes, tf.int32))
         else:  # one-hot rows: the same embedding, differentiable in the input
