@@ -467,7 +467,7 @@ def build_parser():
         description="Load the VQ-VAE of DIR/model.keras, encode the images it was trained on\n"
                     "(the run's data set and training split, less its held-out part), train a\n"
                     "gated PixelCNN prior over the code grids (van den Oord et al. 2017, Sec.\n"
-                    "3.2) and attach it: DIR/model.keras and DIR/saved_model/ are written again\n"
+                    "3.3) and attach it: DIR/model.keras and DIR/saved_model/ are written again\n"
                     "with it, so that 'tfvae sample DIR' and the exported sample endpoint draw\n"
                     "from it; DIR/samples.png is redrawn and DIR/prior.json written. A prior\n"
                     "trained before is replaced.")
