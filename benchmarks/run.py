@@ -261,35 +261,32 @@ def measure(cfg, device):
         python = torch_python(cfg["torch_python"])
         for precision in PRECISIONS if native_bfloat16() else ("float32",):
             for model, k in TORCH_PAIRS.items():
-                runs = {side: [] for side in SIDES[precision]}
-                for _ in range(cfg["rounds"]):  # alternate the sides, so drift hits all
-                    for side in runs:
-                        side_cfg = dict(cfg, kind="train", side=side, model=model, mode="graph",
-                                        precision=precision, k=k, defaults=side == "tfvae defaults")
-                        if side.startswith("tfvae"):
-                            runs[side].append(spawn(side_cfg, device))
-                        elif python is None:
-                            runs[side].append({"error": "no interpreter with torch: pass --torch-python"})
-                        else:
-                            runs[side].append(spawn(side_cfg, device, torch_command(side_cfg, side, python)))
-                out["torch"][f"{model}|{precision}"] = runs
+                out["torch"][f"{model}|{precision}"] = alternating_runs(
+                    cfg, device, python, SIDES[precision], model=model, precision=precision, k=k)
         model, sides = VQ_PAIR
-        runs = {side: [] for side in sides}
-        for _ in range(cfg["rounds"]):
-            for side in runs:
-                side_cfg = dict(cfg, kind="train", side=side, model=model, mode="graph", precision="float32",
-                                k=1, defaults=True, filters=VQ_FILTERS)
-                if side.startswith("tfvae"):
-                    runs[side].append(spawn(side_cfg, device))
-                elif python is None:
-                    runs[side].append({"error": "no interpreter with torch: pass --torch-python"})
-                else:
-                    runs[side].append(spawn(side_cfg, device, torch_command(side_cfg, side, python)))
-        out["torch"][f"{model}|float32"] = runs
+        out["torch"][f"{model}|float32"] = alternating_runs(
+            cfg, device, python, sides, model=model, precision="float32", k=1, filters=VQ_FILTERS)
     for chunk in cfg["eval_chunk_sizes"]:
         out["eval"].append(spawn(dict(cfg, kind="eval", chunk_size=chunk), device))
     out["pipeline"] = spawn(dict(cfg, kind="pipeline"), device)
     return out
+
+
+def alternating_runs(cfg, device, python, sides, **side_options):
+    """{side: [one training measurement per round]}: the `sides` in alternating rounds, each in a
+    fresh process, so that drift hits all (tfvae sides by `spawn`, PyTorch sides by `python`)."""
+    runs = {side: [] for side in sides}
+    for _ in range(cfg["rounds"]):
+        for side in runs:
+            side_cfg = dict(cfg, kind="train", side=side, mode="graph", defaults=side == "tfvae defaults",
+                            **side_options)
+            if side.startswith("tfvae"):
+                runs[side].append(spawn(side_cfg, device))
+            elif python is None:
+                runs[side].append({"error": "no interpreter with torch: pass --torch-python"})
+            else:
+                runs[side].append(spawn(side_cfg, device, torch_command(side_cfg, side, python)))
+    return runs
 
 
 def side_by_side(runs):

@@ -139,14 +139,6 @@ class _AdversarialAutoencoderBase(GenerativeModel):
             discriminator_noise=self.discriminator_noise)
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in cls.nested_config_keys:
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
-
 
 @keras.saving.register_keras_serializable(package="tfvae")
 class AdversarialAutoencoder(_AdversarialAutoencoderBase):

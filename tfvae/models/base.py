@@ -230,6 +230,19 @@ class GenerativeModel(keras.Model):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config, **extras)
 
+    #: Constructor arguments that `get_config` serializes as Keras objects (networks, priors,
+    #: likelihoods): `from_config` deserializes them before calling the constructor.
+    nested_config_keys = ()
+
+    @classmethod
+    def from_config(cls, config):
+        """The model `get_config` describes, its `nested_config_keys` deserialized."""
+        config = dict(config)
+        for key in cls.nested_config_keys:
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
     def get_config(self):
         config = {"name": self.name, "input_shape": self.data_shape, "seed": self.seed,
                   "validate_inputs": self.validate_inputs}

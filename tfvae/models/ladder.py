@@ -61,6 +61,8 @@ def _block(units, batch_norm, depth, name):
 class _HierarchicalBase(GenerativeModel):
     """What `HierarchicalVAE` and `LadderVAE` share: the generative model, the bound, the tensors."""
 
+    nested_config_keys = ("likelihood",)
+
     has_density = True
 
     def __init__(self, input_shape, latent_dims=PAPER_LATENT_DIMS, hidden_units=PAPER_HIDDEN_UNITS, *,
@@ -288,14 +290,6 @@ class _HierarchicalBase(GenerativeModel):
                       batch_norm=self.batch_norm, num_samples=self.num_samples, beta=self.beta,
                       block_depth=self.block_depth, min_variance=self.min_variance)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        """The model `get_config` describes (the likelihood deserialized)."""
-        config = dict(config)
-        if isinstance(config.get("likelihood"), dict):
-            config["likelihood"] = keras.saving.deserialize_keras_object(config["likelihood"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

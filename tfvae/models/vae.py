@@ -37,6 +37,7 @@ class VAE(GenerativeModel):
     """
 
     metric_names = ("loss", "elbo", "reconstruction", "kl")
+    nested_config_keys = ("encoder", "decoder", "likelihood", "prior")
 
     def __init__(self, input_shape, latent_dim, *, encoder=None, decoder=None,
                  likelihood="bernoulli", prior="standard_normal", num_samples=1, beta=1.0,
@@ -143,14 +144,6 @@ class VAE(GenerativeModel):
             num_samples=self.num_samples, beta=self.beta, analytic_kl=self.analytic_kl,
             min_posterior_scale=self.min_posterior_scale)
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "likelihood", "prior"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="tfvae")

@@ -212,6 +212,7 @@ class VQVAE(GenerativeModel):
     """
 
     metric_names = ("loss", "reconstruction", "codebook", "commitment")
+    nested_config_keys = ("encoder", "decoder", "likelihood", "code_prior")
     #: log p(x) has no tractable estimate through the quantizer: see `approximate_log_likelihood`.
     has_density = False
 
@@ -439,14 +440,6 @@ class VQVAE(GenerativeModel):
             dead_code_restart=self.dead_code_restart,
             code_prior=None if self.code_prior is None else keras.saving.serialize_keras_object(self.code_prior))
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder", "likelihood", "code_prior"):
-            if isinstance(config.get(key), dict):
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
 
 
 # --------------------------------------------------------------------------- the prior over codes
