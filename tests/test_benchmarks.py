@@ -249,7 +249,9 @@ def test_vqvae_benchmark_smoke_mnist(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads((tmp_path / "vqvae_mnist_results.json").read_text())
     (mnist,) = results["datasets"]
-    plain, ema = mnist["rows"]
+    rows = {r["codebook"]: r for r in mnist["rows"]}
+    assert {"plain", "ema"} <= set(rows), sorted(rows)
+    plain, ema = rows["plain"], rows["ema"]
     assert plain["prior"] is None and ema["prior"] is not None
     assert 1 <= ema["test"]["codes_used"] <= 512 and 1.0 <= ema["test"]["perplexity"] <= ema["test"]["codes_used"]
     assert np.isfinite(ema["prior"]["test_bits_per_code"]) and ema["uniform_bits_per_code"] == 9.0
@@ -258,4 +260,6 @@ def test_vqvae_benchmark_smoke_mnist(tmp_path):
     assert md.startswith(f"## {vqvae_mnist.SECTION_TITLE}") and "SMOKE MODE" in md
     for figure in (ema["figures"]["samples"], plain["figures"]["uniform_samples"], plain["figures"]["reconstructions"]):
         assert (tmp_path / figure).stat().st_size > 1000
-    assert len(results["claims"]) == 4
+    with_prior = [r for r in rows.values() if r["prior"] is not None]
+    assert "ema" in {r["codebook"] for r in with_prior}
+    assert len(results["claims"]) == 3 * len(with_prior) + 1  # three per learned prior, one codes-used
