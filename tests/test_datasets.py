@@ -3,6 +3,7 @@
 import gzip
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -82,6 +83,83 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     unshuffled = _labels(D.load("sample", batch_size=500, shuffle=False, with_labels=True, take=1000))
     assert not np.array_equal(a1, unshuffled)
     np.testing.assert_array_equal(np.sort(a1), np.sort(unshuffled))
+
+
+# --- four points (AVB, Mescheder et al. 2017, Sec. 5.1) -----------------------
+
+
+def _point_index(x):
+    """Which pixel (row-major) is on in each 2×2 image of ``x`` ``[N, 2, 2, 1]``."""
+    flat = np.asarray(x).reshape(len(x), 4)
+    assert set(np.unique(flat)) <= {0.0, 1.0} and (flat.sum(axis=1) == 1).all()
+    return flat.argmax(axis=1)
+
+
+def test_four_points_arrays():
+    """Image i has exactly pixel i on, label i; both splits hold the same four images."""
+    assert "four_points" in D.KNOWN_DATASETS
+    for split in ("train", "test"):
+        x, y = D.load_arrays("four_points", split)
+        assert x.shape == (4, 2, 2, 1) and x.dtype == np.float32
+        np.testing.assert_array_equal(x.reshape(4, 4), np.eye(4, dtype=np.float32))
+        assert y.dtype == np.int64 and y.tolist() == [0, 1, 2, 3]
+        assert D.num_examples("four_points", split) == 4
+    # the data are binary already: binarization changes nothing
+    for binarize in ("static", "dynamic"):
+        np.testing.assert_array_equal(D.load_arrays("four_points", binarize=binarize, seed=1)[0], x)
+
+
+def test_four_points_epoch_holds_each_image_equally():
+    ds = D.load("four_points", batch_size=64, seed=0, with_labels=True)
+    assert D.FOUR_POINTS_REPEATS == 256 and int(ds.cardinality()) == 16  # 1024 / 64 steps
+    batches = list(ds)
+    assert len(batches) == 16
+    for x, y in batches:
+        assert x.shape == (64, 2, 2, 1) and x.dtype == tf.float32 and y.dtype == tf.int64
+        np.testing.assert_array_equal(_point_index(x), y.numpy())
+    epoch = np.concatenate([y.numpy() for _, y in batches])
+    assert np.bincount(epoch, minlength=4).tolist() == [256] * 4
+    assert not np.array_equal(epoch, np.tile(np.arange(4), 256))  # "train" is shuffled
+    assert int(D.load("four_points", batch_size=64).cardinality()) == 16  # unseeded too
+    # unshuffled: the four images in turn, so every batch of a multiple of 4 is balanced
+    for kwargs in (dict(split="test"), dict(shuffle=False, binarize="dynamic", seed=3),
+                   dict(shuffle=False, binarize="static")):
+        xs = _images(D.load("four_points", batch_size=12, **kwargs))
+        assert xs.shape == (1024, 2, 2, 1)
+        np.testing.assert_array_equal(_point_index(xs), np.tile(np.arange(4), 256))
+    xs = _images(D.load("four_points", batch_size=3, repeats=2, shuffle=False))
+    np.testing.assert_array_equal(_point_index(xs), [0, 1, 2, 3, 0, 1, 2, 3])
+
+
+def test_four_points_shuffle_is_seeded():
+    def epochs(seed, n=2, start=None):
+        ds = D.load("four_points", batch_size=64, seed=seed)
+        if start is not None:
+            ds.epoch_counter.set_epoch(start)
+        return [_point_index(_images(ds)) for _ in range(n)]
+
+    first, second = epochs(5)
+    np.testing.assert_array_equal(first, epochs(5, 1)[0])  # same seed, same order
+    assert not np.array_equal(first, second)  # reshuffled next epoch
+    np.testing.assert_array_equal(epochs(5, 1, start=1)[0], second)  # resumed at epoch 1
+    assert not np.array_equal(first, epochs(6, 1)[0])
+    assert np.bincount(second, minlength=4).tolist() == [256] * 4
+
+
+@pytest.mark.parametrize("name", ["sample", "four_points"])
+def test_bad_split_and_batch_size_errors_match(name):
+    with pytest.raises(ValueError, match=f"the '{name}' dataset has splits 'train' and 'test', "
+                                         "not 'validation'"):
+        D.load(name, "validation")
+    with pytest.raises(ValueError, match="splits 'train' and 'test'"):
+        D.load_arrays(name, "valid")
+    for batch_size in (0, -4, 2.5, True, "8"):
+        for seed in (None, 0):
+            with pytest.raises(ValueError, match=r"load: expected batch_size as an integer >= 1; "
+                                                 rf"got {re.escape(repr(batch_size))}\."):
+                D.load(name, batch_size=batch_size, seed=seed)
+    with pytest.raises(ValueError, match="repeats as an integer >= 1"):
+        D.load(name, repeats=0)
 
 
 # --- binarization -----------------------------------------------------------

@@ -1,9 +1,13 @@
 """Image data sets for VAEs as ``tf.data`` pipelines or numpy arrays.
 
-Three kinds of source are understood by :func:`load` and :func:`load_arrays`:
+Four kinds of source are understood by :func:`load` and :func:`load_arrays`:
 
 * ``"sample"``: a small MNIST subset shipped with the package
   (``tfvae/data/mnist_sample.npz``, splits ``"train"`` and ``"test"``);
+* ``"four_points"``: the toy data set of Adversarial Variational Bayes (Mescheder et al.
+  2017, Sec. 5.1), four 2×2 binary images with one pixel on each, built in memory (both
+  splits hold the same four; :func:`load` repeats them :data:`FOUR_POINTS_REPEATS` times
+  per epoch);
 * a tensorflow-datasets name from :data:`KNOWN_DATASETS` (``"mnist"``,
   ``"binarized_mnist"``, ``"fashion_mnist"``, ``"kmnist"``, ``"omniglot"``,
   ``"svhn_cropped"``, ``"cifar10"``, ``"celeb_a"``), optionally with a
@@ -28,6 +32,7 @@ import tensorflow as tf
 
 __all__ = [
     "KNOWN_DATASETS",
+    "FOUR_POINTS_REPEATS",
     "load",
     "load_arrays",
     "read_idx",
@@ -44,6 +49,7 @@ __all__ = [
 #: Names accepted by :func:`load` (besides IDX folder paths).
 KNOWN_DATASETS = (
     "sample",
+    "four_points",
     "mnist",
     "binarized_mnist",
     "fashion_mnist",
@@ -55,6 +61,12 @@ KNOWN_DATASETS = (
 )
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
+
+#: Passes over the four images in one epoch of ``load("four_points")``: 4 × 256 = 1024
+#: examples, so a batch size of 64 gives 16 steps per epoch.
+FOUR_POINTS_REPEATS = 256
+# Data sets built in memory, with these splits (each split holds all of the data).
+_ARRAY_SPLITS = ("train", "test")
 
 _BINARIZE_MODES = (None, "dynamic", "static")
 # tfds data sets without a class label.
@@ -237,6 +249,13 @@ def _array_source(x, y, size, labels):
     if labels != "none":
         features["label"] = np.asarray(y, np.int64)
     return tf.data.Dataset.from_tensor_slices(features).map(convert, num_parallel_calls=AUTOTUNE)
+
+
+def _four_points():
+    """The four-point data set of AVB (Mescheder et al. 2017, Sec. 5.1) as uint8 arrays:
+    images ``[4, 2, 2]`` where image i has pixel i (row-major) at 255 and the others at 0,
+    and labels ``[0, 1, 2, 3]``."""
+    return np.eye(4, dtype=np.uint8).reshape(4, 2, 2) * np.uint8(255), np.arange(4, dtype=np.int64)
 
 
 def _tfds_image(base, image, size):
@@ -430,9 +449,11 @@ def _source(name, split, data_dir, image_size, labels):
     size = _as_size(image_size)
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(f"dataset name must be a string or path, got {type(name).__name__}")
-    if isinstance(name, str) and name == "sample":
-        if split not in ("train", "test"):
-            raise ValueError(f"the 'sample' dataset has splits 'train' and 'test', not {split!r}")
+    if isinstance(name, str) and name in ("sample", "four_points"):
+        if split not in _ARRAY_SPLITS:
+            raise ValueError(f"the {name!r} dataset has splits 'train' and 'test', not {split!r}")
+        if name == "four_points":
+            return _array_source(*_four_points(), size, labels)
         with np.load(SAMPLE_PATH) as data:
             x, y = data[f"x_{split}"], data[f"y_{split}"].astype(np.int64)
         return _array_source(x, y, size, labels)
@@ -452,6 +473,13 @@ def _source(name, split, data_dir, image_size, labels):
 def _check_binarize(binarize):
     if binarize not in _BINARIZE_MODES:
         raise ValueError(f"binarize must be one of {_BINARIZE_MODES}, got {binarize!r}")
+
+
+def _check_count(value, name):
+    """``value`` as an int >= 1 (numpy integers too), else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"load: expected {name} as an integer >= 1; got {value!r}.")
+    return int(value)
 
 
 def _static_binarize(ds, seed):
@@ -539,7 +567,11 @@ def _epoch_seed(seed, epoch, stream):
 
 
 def num_examples(name, split="train", *, data_dir=None) -> int:
-    """The number of examples in ``split`` of data set ``name`` (without reading the images)."""
+    """The number of examples in ``split`` of data set ``name`` (without reading the images).
+
+    For ``"four_points"`` this is 4, the distinct images; an epoch of :func:`load` holds
+    ``FOUR_POINTS_REPEATS`` times as many.
+    """
     n = int(_source(name, split, data_dir, None, "none").cardinality())
     if n < 0:
         n = sum(1 for _ in _source(name, split, data_dir, None, "none"))
@@ -574,12 +606,13 @@ def load(
     image_size=None,
     drop_remainder=False,
     cache=True,
+    repeats=None,
 ) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` of float32 images ``(B, H, W, C)`` in [0, 1].
 
     Args:
-      name: ``"sample"``, a tensorflow-datasets name from ``KNOWN_DATASETS``, or
-        a folder of IDX files (``"idx:"`` prefix optional).
+      name: ``"sample"``, ``"four_points"``, a tensorflow-datasets name from
+        ``KNOWN_DATASETS``, or a folder of IDX files (``"idx:"`` prefix optional).
       split: split name (``"train"``, ``"test"``, a tfds slice such as
         ``"train[:90%]"``, or an IDX file prefix such as ``"train5k"``).
       batch_size: examples per batch.
@@ -604,11 +637,19 @@ def load(
         omniglot, 64 for celeb_a after a 140-pixel center crop).
       drop_remainder: drop the last incomplete batch.
       cache: cache the decoded examples in memory.
+      repeats: passes over the (skipped, taken) examples in one epoch; default
+        ``FOUR_POINTS_REPEATS`` for ``"four_points"`` (an epoch of 1024 examples, the four
+        images in turn, so unshuffled batches of a multiple of 4 hold each image equally
+        often; shuffled, each epoch does), 1 otherwise.
 
-    Pipeline: decode -> skip -> take -> [static binarize] -> cache -> then, for
+    Pipeline: decode -> skip -> take -> [static binarize] -> cache -> repeat -> then, for
     pass e: shuffle(seed, e) -> batch -> [dynamic binarize(seed, e, batch)] -> prefetch.
     """
     _check_binarize(binarize)
+    batch_size = _check_count(batch_size, "batch_size")
+    if repeats is None:
+        repeats = FOUR_POINTS_REPEATS if isinstance(name, str) and name == "four_points" else 1
+    repeats = _check_count(repeats, "repeats")
     ds = _source(name, split, data_dir, image_size, "required" if with_labels else "none")
     if skip is not None:
         ds = ds.skip(int(skip))
@@ -622,6 +663,8 @@ def load(
         ds = _static_binarize(ds, seed)
     if cache:
         ds = ds.cache()
+    if repeats > 1:
+        ds = ds.repeat(repeats)
     if shuffle is None:
         shuffle = str(split).startswith("train")
     num_examples = int(ds.cardinality())

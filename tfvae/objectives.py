@@ -3,12 +3,14 @@
 Conventions: a leading sample axis S precedes the batch axis B, so per-sample terms have shape
 `[S, B]` and per-example results `[B]`. Nothing here holds state or knows about Keras.
 """
+import math
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
 
-__all__ = ["log_mean_exp", "kl_divergence", "elbo", "log_importance_weights", "iwae_bound",
+__all__ = ["sample_moments", "diagonal_gaussian_log_prob", "avb_elbo", "log_mean_exp", "kl_divergence", "elbo", "log_importance_weights", "iwae_bound",
            "gaussian_kl", "discriminator_loss", "generator_loss", "categorical_cross_entropy",
            "cluster_head_distance_penalty", "precision_weighted_merge", "squared_distances",
            "vector_quantization_losses", "ema_codebook_update", "perplexity"]
@@ -206,3 +208,39 @@ def perplexity(counts):
     p = counts / tf.maximum(total, 1e-30)
     entropy = -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p), p))
     return tf.where(total > 0, tf.exp(entropy), 0.0)
+
+
+def sample_moments(z, axis=0, min_scale=1e-4):
+    """(mean, standard deviation) of draws `z` along `axis`, the deviation floored at
+    `min_scale`: the moments of AVB's adaptive contrast r_α (Mescheder et al. 2017, Sec. 4),
+    estimated from S draws of q(z|x) `[S, B, D]` → `[B, D]` each (the unbiased variance, S − 1)."""
+    z = tf.convert_to_tensor(z)
+    mean = tf.reduce_mean(z, axis=axis)
+    count = tf.cast(tf.shape(z)[axis], z.dtype)
+    variance = tf.reduce_sum(tf.square(z - tf.expand_dims(mean, axis)), axis=axis) / tf.maximum(count - 1.0, 1.0)
+    return mean, tf.maximum(tf.sqrt(variance), min_scale)
+
+
+def diagonal_gaussian_log_prob(z, mean, scale):
+    """log N(z; μ, diag σ²), summed over the last axis: `[..., D]` → `[...]` (μ and σ
+    broadcast against z). AVB's log r_α(z|x) (Mescheder et al. 2017, Eq. 11)."""
+    standardized = (z - mean) / scale
+    return tf.reduce_sum(-0.5 * tf.square(standardized) - tf.math.log(scale)
+                         - 0.5 * math.log(2.0 * math.pi), axis=-1)
+
+
+def avb_elbo(log_likelihood, t_value, log_prior=None, log_contrast=None):
+    """AVB's estimate of the ELBO per draw (Mescheder et al. 2017): log p(x|z) − T(x, z)
+    (Eq. 4, where T ≈ log q(z|x) − log p(z)), or with a contrast r (adaptive contrast, Eq. 11)
+    log p(x|z) + log p(z) − log r(z|x) − T(x, z̃), where T ≈ log q(z|x) − log r(z|x).
+
+    All arguments `[S, B]` (or broadcastable); `log_prior` and `log_contrast` go together.
+    With the optimal T (Proposition 1) both equal the ELBO log p(x|z) + log p(z) − log q(z|x)
+    draw by draw; they are estimates, not bounds, for any other T.
+    """
+    if (log_prior is None) != (log_contrast is None):
+        raise ValueError("avb_elbo: give log_prior and log_contrast together, or neither.")
+    elbo = log_likelihood - t_value
+    if log_prior is not None:
+        elbo = elbo + log_prior - log_contrast
+    return elbo

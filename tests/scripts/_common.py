@@ -54,6 +54,9 @@ FAMILIES = {
     # and a code unused through test_saving's 2-step epoch is restarted in the next step only
     # if its count of unused steps was saved
     "VQVAE": {"ema_decay": 0.99, "dead_code_restart": 3},
+    # adaptive contrast: its moments come from 4 draws of the black-box posterior per example,
+    # so the shared tests see the contrast's draws seeded, resumed and mirrored too
+    "AVB": {"adaptive_contrast": True, "contrast_samples": 4},
 }
 
 #: Families whose `reconstruct(x, seed)` is deterministic whatever their configuration: the
@@ -98,10 +101,19 @@ def _vector_quantized(name, latent_dim, hidden, activation):
             "decoder": tfvae.networks.vq_decoder(filters=filters, residual_blocks=1)}
 
 
+def _with_discriminator(name, latent_dim, hidden, activation):
+    """`_bodies`, and a discriminator T(x, z) of one hidden layer of `hidden` units."""
+    import tfvae
+
+    options = {} if activation is None else {"activation": activation}
+    return {**_bodies(name, latent_dim, hidden, activation),
+            "discriminator": tfvae.networks.mlp([hidden], **options)}
+
+
 #: How `architecture_kwargs` sizes a family that is not built from encoder and decoder bodies:
 #: class name -> builder(name, latent_dim, hidden, activation) -> constructor arguments.
 ARCHITECTURES = {"LadderVAE": _hierarchical, "HierarchicalVAE": _hierarchical,
-                 "VQVAE": _vector_quantized}
+                 "VQVAE": _vector_quantized, "AVB": _with_discriminator}
 
 
 def architecture_kwargs(cls, latent_dim=4, hidden=16, activation=None):
