@@ -399,12 +399,12 @@ class AISResult(NamedTuple):
 
 def _ais_scale(model, x, seed):
     """Per-dimension HMC step scale `[B, D]`: the posterior's standard deviation where the model
-    can tell it (a VAE's `posterior(x)`, AVB's sample `posterior_moments`), else 1."""
+    can tell it (a VAE's `posterior(x)`, AVB's sample `posterior_moments`), else None (1)."""
     if hasattr(model, "posterior_moments"):
         return tf.stop_gradient(model.posterior_moments(x, seed=seed)[1])
     try:
         return tf.stop_gradient(model.posterior(x).stddev())
-    except NotImplementedError:
+    except (NotImplementedError, AttributeError):
         return None
 
 
@@ -413,42 +413,51 @@ def _ais_batch(model, x, scale, betas, num_chains, step_size, num_leapfrog_steps
                adapt, seed):
     """AIS for one batch x `[B, ...]`: log weights `[C, B]` and mean acceptance `[B]`.
 
-    Each transition is a fresh HMC kernel of TFP for the target at β_t, bootstrapped at the
-    current state: TFP's `sample_annealed_importance_chain` carries the kernel results (target
-    log-prob and gradients) from β_{t-1} into β_t's accept test, which breaks detailed balance.
+    The latent state is the model's (`latent_prior_sample`: one code `[C, B, D]`, or a list of
+    layers). Each transition is a fresh HMC kernel of TFP for the target at β_t, bootstrapped at
+    the current state: TFP's `sample_annealed_importance_chain` carries the kernel results
+    (target log-prob and gradients) from β_{t-1} into β_t's accept test, which breaks detailed
+    balance.
     """
-    prior = model.prior()
     batch = tf.shape(x)[0]
-    z = prior.sample(tf.stack([num_chains, batch]), seed=tf.random.experimental.stateless_fold_in(seed, -1))
-    scale = tf.ones_like(z[0]) if scale is None else tf.cast(scale, z.dtype)
-    log_likelihood = model.conditional_log_prob(x, z)                    # [C, B]
-    multiplier = tf.fill(tf.shape(log_likelihood), tf.cast(step_size, z.dtype))[..., None]
+    z = model.latent_prior_sample(tf.stack([num_chains, batch]),
+                                  tf.random.experimental.stateless_fold_in(seed, -1))
+    is_list = isinstance(z, (list, tuple))
+    parts = list(z) if is_list else [z]
+    scales = [tf.ones_like(part[0]) for part in parts] if scale is None else [tf.cast(scale, parts[0].dtype)]
+    log_likelihood = model.latent_log_likelihood(x, z)                    # [C, B]
+    multiplier = tf.fill(tf.shape(log_likelihood), tf.cast(step_size, log_likelihood.dtype))[..., None]
     log_weights = tf.zeros_like(log_likelihood)
     acceptance = tf.zeros_like(log_likelihood)
     num_transitions = tf.shape(betas)[0] - 1
 
-    def body(t, z, log_likelihood, log_weights, multiplier, acceptance):
+    def state(parts):
+        return list(parts) if is_list else parts[0]
+
+    def body(t, parts, log_likelihood, log_weights, multiplier, acceptance):
         beta_previous, beta = betas[t - 1], betas[t]
         log_weights += (beta - beta_previous) * log_likelihood
 
-        def target(state):
-            return prior.log_prob(state) + beta * model.conditional_log_prob(x, state)
+        def target(*current):
+            current = state(current)
+            return model.latent_log_prior(current) + beta * model.latent_log_likelihood(x, current)
 
         # steps sized like the tempered posterior: prior scale (1) at β = 0, q's at β = 1
-        kernel = tfp.mcmc.HamiltonianMonteCarlo(target, step_size=multiplier * scale ** beta,
-                                                num_leapfrog_steps=num_leapfrog_steps)
-        z, results = kernel.one_step(z, kernel.bootstrap_results(z),
-                                     seed=tf.random.experimental.stateless_fold_in(seed, t))
-        accept = tf.exp(tf.minimum(tf.cast(results.log_accept_ratio, z.dtype), 0.0))
+        kernel = tfp.mcmc.HamiltonianMonteCarlo(
+            target, step_size=[multiplier * s ** beta for s in scales],
+            num_leapfrog_steps=num_leapfrog_steps)
+        parts, results = kernel.one_step(list(parts), kernel.bootstrap_results(list(parts)),
+                                         seed=tf.random.experimental.stateless_fold_in(seed, t))
+        accept = tf.exp(tf.minimum(tf.cast(results.log_accept_ratio, log_likelihood.dtype), 0.0))
         accept = tf.where(tf.math.is_finite(accept), accept, 0.0)
         if adapt:  # Wu et al. (2017): grow the step when accepting more often than the target
             multiplier *= tf.where(accept > target_accept, 1.02, 0.98)[..., None]
-        log_likelihood = model.conditional_log_prob(x, z)
-        return t + 1, z, log_likelihood, log_weights, multiplier, acceptance + accept
+        log_likelihood = model.latent_log_likelihood(x, state(parts))
+        return t + 1, parts, log_likelihood, log_weights, multiplier, acceptance + accept
 
-    _, z, log_likelihood, log_weights, _, acceptance = tf.while_loop(
+    _, _, _, log_weights, _, acceptance = tf.while_loop(
         lambda t, *_: t <= num_transitions, body,
-        (tf.constant(1), z, log_likelihood, log_weights, multiplier, acceptance))
+        (tf.constant(1), parts, log_likelihood, log_weights, multiplier, acceptance))
     return log_weights, tf.reduce_mean(acceptance, 0) / tf.cast(num_transitions, acceptance.dtype)
 
 
@@ -466,10 +475,12 @@ def ais_log_likelihood(model, x, *, num_steps=1000, num_chains=16, step_size=0.1
     estimate is log mean_c exp(log w_c), an unbiased estimate of p(x) inside the log (a stochastic
     lower bound of log p(x) in expectation), exact as `num_steps` grows.
 
-    It needs only the decoder's density and the prior: the model's `prior()` and
-    `conditional_log_prob(x, z)` for codes `[C, B, D]` (VAE, IWAE, AVB). Step sizes are per
-    dimension: `step_size` × σ^β_t, σ the posterior's standard deviation (a VAE's q(z|x), AVB's
-    sample moments; 1 for other models), so the steps shrink with the tempered posterior; with
+    It needs only the generative model's joint density, through `latent_prior_sample`,
+    `latent_log_prior` and `latent_log_likelihood` (`GenerativeModel`: the prior and the
+    decoder's density over one code, as for VAE, IWAE and AVB; the Ladder VAE's over all its
+    layers). Step sizes are per dimension: `step_size` × σ^β_t, σ the posterior's standard
+    deviation (a VAE's q(z|x), AVB's sample moments; 1 for other models), so the steps shrink
+    with the tempered posterior; with
     `adapt_step_size`, each chain's multiplier grows by 2 % after a transition accepted with
     probability above `target_acceptance` and shrinks by 2 % otherwise (Wu et al. 2017).
 
@@ -483,11 +494,9 @@ def ais_log_likelihood(model, x, *, num_steps=1000, num_chains=16, step_size=0.1
     from tfvae import distributions
 
     name = f"ais_log_likelihood({type(model).__name__})"
-    conditional = getattr(model, "conditional_log_prob", None)
-    if conditional is None or getattr(model, "latent_dim", None) is None:
-        raise TypeError(f"{name}: the model needs a decoder density log p(x|z) "
-                        "(`conditional_log_prob`), a prior over one code (`prior()`, "
-                        "`latent_dim`), such as a VAE, IWAE or AVB.")
+    if not all(hasattr(model, method) for method in
+               ("latent_prior_sample", "latent_log_prior", "latent_log_likelihood")):
+        raise TypeError(f"{name}: expected a tfvae model with a prior and a decoder density.")
     for value, what in ((num_steps, "num_steps"), (num_chains, "num_chains"),
                         (num_leapfrog_steps, "num_leapfrog_steps"), (batch_size, "batch_size")):
         if isinstance(value, bool) or int(value) != value or value < 1:
@@ -496,6 +505,13 @@ def ais_log_likelihood(model, x, *, num_steps=1000, num_chains=16, step_size=0.1
         raise ValueError(f"{name}: expected step_size > 0 and 0 < target_acceptance < 1; got "
                          f"{step_size!r}, {target_acceptance!r}.")
     x = model.check_input(x)
+    try:  # the joint density on one example, eagerly: a model without one says so here
+        probe = model.latent_prior_sample(tf.constant([1, 1]), tf.constant([0, 0]))
+        model.latent_log_prior(probe), model.latent_log_likelihood(x[:1], probe)
+    except (NotImplementedError, AttributeError, TypeError, ValueError) as error:
+        raise TypeError(f"{name}: AIS needs the joint density p(z) p(x|z) of the generative "
+                        f"model (a VAE, IWAE, AVB or Ladder VAE); this model has none "
+                        f"({type(error).__name__}: {error}).") from None
     betas = tf.constant(ais_schedule(num_steps, schedule))
     seed = distributions.stateless_seed(seed)
     num_examples = int(x.shape[0])

@@ -734,6 +734,21 @@ class GenerativeModel(keras.Model):
         """log p(x|z) for codes `z` with leading sample axes, `[..., B]`."""
         return self.likelihood(z).log_prob(x)
 
+    # The generative model's joint density p(x, z) = p(z) p(x|z) over its latent state, which is
+    # all that annealed importance sampling (`evaluation.ais_log_likelihood`) needs. The state
+    # is one code tensor here; a model with several stochastic layers returns a list of them.
+    def latent_prior_sample(self, sample_shape, seed):
+        """Latent states drawn from the prior, `[*sample_shape, D]` (or a list of such)."""
+        return self.prior().sample(sample_shape, seed=seed)
+
+    def latent_log_prior(self, z):
+        """log p(z) of latent states `[*S, D]` (or lists): `[*S]`."""
+        return self.prior().log_prob(z)
+
+    def latent_log_likelihood(self, x, z):
+        """log p(x|z) for x `[B, ...]` and latent states `[S, B, D]` (or lists): `[S, B]`."""
+        return self.conditional_log_prob(x, z)
+
     def log_likelihood(self, x, num_samples=5000, *, batch_size=100, chunk_size=None, seed=0,
                        verbose=0, progress=None):
         """Importance-sampled log p(x) per example, in nats (Burda et al. 2016, Eq. 8, k = num_samples).

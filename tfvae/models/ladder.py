@@ -190,6 +190,31 @@ class _HierarchicalBase(GenerativeModel):
         log_p.append(_normal_log_prob(z[-1], tf.zeros_like(z[-1]), tf.ones_like(z[-1])))
         return log_p
 
+    # ----------------------------------------------------------------- the joint density (AIS)
+    def latent_prior_sample(self, sample_shape, seed):
+        """Ancestral draws of every layer, bottom first: a list of `[*sample_shape, D_i]`."""
+        count = tf.reduce_prod(sample_shape)
+        seeds = self._split_seeds(seed)
+        z = [tf.random.stateless_normal(tf.stack([count, self.latent_dim]), seeds[-1])]
+        for i in reversed(range(self.num_layers - 1)):
+            mean, variance = self.top_down(i, z[0])
+            z.insert(0, self._draw(mean, variance, seeds[i], use_means=False))
+        return [tf.reshape(part, tf.concat([sample_shape, [dim]], 0))
+                for part, dim in zip(z, self.latent_dims)]
+
+    def latent_log_prior(self, z):
+        """log p(z_L) + Σ_i log p(z_i | z_{i+1}) for a list of layers `[*S, D_i]`: `[*S]`."""
+        lead = tf.shape(z[0])[:-1]
+        flat = [tf.reshape(part, [-1, dim]) for part, dim in zip(z, self.latent_dims)]
+        return tf.reshape(tf.add_n(self.path_log_prior(flat)), lead)
+
+    def latent_log_likelihood(self, x, z):
+        """log p(x | z_1) for x `[B, ...]` and bottom codes z[0] `[S, B, D_1]`: `[S, B]`."""
+        lead = tf.shape(z[0])[:-1]
+        params = self.decoder_params(tf.reshape(z[0], [-1, self.latent_dims[0]]))
+        params = tf.reshape(params, tf.concat([lead, self.param_shape], 0))
+        return self.observation_model.log_prob(params, x, len(self.data_shape))
+
     def _split_seeds(self, seed):
         seed = distributions.stateless_seed(seed)
         return [tf.random.experimental.stateless_fold_in(seed, i) for i in range(self.num_layers)]
