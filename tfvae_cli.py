@@ -6,6 +6,8 @@
     tfvae sample runs/iwae-k5 -n 64 --out grid.png --seed 1
     tfvae train vqvae --dataset mnist --epochs 30 --out runs/vq --ema-decay 0.99
     tfvae train-prior runs/vq --epochs 20      # the VQ-VAE's prior over codes: then it samples
+    tfvae train avb --dataset four_points --latent-dim 2 --epochs 20 --out avb --adaptive-contrast
+    tfvae evaluate avb --ais --ais-steps 1000 --ais-chains 16   # AVB's log p(x) by AIS
 
 This module only wires the layers below it (datasets, models, callbacks, evaluation, export,
 plotting) to argparse; it holds no model logic. It sits outside the `tfvae` package, whose import
@@ -39,6 +41,7 @@ STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 NUM_IMAGE_SAMPLES = 64          # samples.png
 NUM_RECONSTRUCTIONS = 32        # reconstructions.png: 4 row pairs of 8 examples
 NUM_SUMMARY_EXAMPLES = 8        # TensorBoard reconstructions
+AIS_STEPS, AIS_CHAINS = 1000, 16  # tfvae evaluate --ais
 
 
 class UsageError(Exception):
@@ -62,11 +65,13 @@ class ModelSpec:
     own networks from `--latent-dims` and `--hidden-units`; a family with `networks` (the
     VQ-VAE) gets the encoder and decoder that `networks(args)` builds from its options in
     `NETWORK_OPTIONS` (its default networks where it returns none). The other families get the
-    body options' defaults when not given. Options of other families (`MODEL_OPTIONS`) given on
-    the command line are refused. `labels` is None (trains on images) or "partial" (trains on
-    (image, label) pairs, all but --labelled of them marked unlabelled with -1). Every model
-    compiles with Adam(--learning-rate), which adversarial models copy for their extra
-    optimizers.
+    body options' defaults when not given, and take the `--network` kinds in `body_networks`
+    (AVB's encoder sees x flattened next to its noise: mlp only). `nll_by_ais`: the family's
+    q(z|x) has no density, so its NLL comes from `tfvae evaluate DIR --ais` only. Options of
+    other families (`MODEL_OPTIONS`) given on the command line are refused. `labels` is None
+    (trains on images) or "partial" (trains on (image, label) pairs, all but --labelled of them
+    marked unlabelled with -1). Every model compiles with Adam(--learning-rate), which
+    adversarial models copy for their extra optimizers.
     """
 
     description: str
@@ -76,6 +81,8 @@ class ModelSpec:
     bodies: bool = True
     sized_by: str = "--latent-dims and --hidden-units"
     networks: Callable = None
+    body_networks: tuple = NETWORKS
+    nll_by_ais: bool = False
 
     def build(self, args, input_shape):
         import tfvae
@@ -124,6 +131,8 @@ _HIERARCHICAL_OPTIONS = ("latent_dims", "hidden_units", "batch_norm", "likelihoo
                          "num_samples")
 _VQ_OPTIONS = ("num_codes", "code_dim", "filters", "commitment_cost", "ema_decay",
                "dead_code_restart", "likelihood")
+_AVB_OPTIONS = ("latent_dim", "likelihood", "prior", "noise_dim", "adaptive_contrast",
+                "discriminator_steps")
 
 
 def _vq_networks(args):
@@ -156,12 +165,17 @@ MODELS = {
                        "afterwards by 'tfvae train-prior' (van den Oord et al. 2017)", "VQVAE",
                        _VQ_OPTIONS, bodies=False, sized_by="--num-codes, --code-dim and --filters",
                        networks=_vq_networks),
+    "avb": ModelSpec("adversarial variational Bayes: a black-box encoder z = f(x, noise) and a "
+                     "discriminator for the KL; log p(x) by 'tfvae evaluate DIR --ais' "
+                     "(Mescheder et al. 2017)", "AVB", _AVB_OPTIONS, body_networks=("mlp",),
+                     nll_by_ais=True),
 }
 
 #: Options that only some families take: given for another family, they are refused.
 MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup", "num_classes", "style_dim",
                  "labelled", "latent_dims", "hidden_units", "batch_norm", "num_codes", "code_dim",
-                 "filters", "commitment_cost", "ema_decay", "dead_code_restart")
+                 "filters", "commitment_cost", "ema_decay", "dead_code_restart", "noise_dim",
+                 "adaptive_contrast", "discriminator_steps")
 
 
 def _option(name, value=None):
@@ -190,6 +204,10 @@ def _check_model_options(spec, args):
             if getattr(args, name, None) is not None:
                 raise UsageError(f"{_option(name)} does not apply to {args.model} "
                                  f"({spec.description}): it is sized by {spec.sized_by}")
+    elif getattr(args, "network", None) not in (None,) + spec.body_networks:
+        raise UsageError(f"--network {args.network} does not apply to {args.model} "
+                         f"({spec.description}): it takes --network "
+                         f"{' or '.join(spec.body_networks)}")
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -259,10 +277,13 @@ def _dataset_name(text):
     return text
 
 
-DATASET_HELP = ("'sample' (the bundled MNIST subset: no download), a tensorflow-datasets name "
-                "(mnist, binarized_mnist, fashion_mnist, kmnist, omniglot, cifar10, ...; every "
-                "name in tfvae.datasets.KNOWN_DATASETS, optionally name:version) or a folder of "
-                "IDX files (idx:PATH)")
+DATASET_HELP = ("'sample' (the bundled MNIST subset: no download), 'four_points' (the toy set "
+                "of adversarial variational Bayes: four 2x2 images with one pixel on each, "
+                "repeated to fill an epoch; train and test hold the same four, and the "
+                "default --validation-fraction holds none of them out), a tensorflow-datasets "
+                "name (mnist, binarized_mnist, fashion_mnist, kmnist, omniglot, cifar10, ...; "
+                "every name in tfvae.datasets.KNOWN_DATASETS, optionally name:version) or a "
+                "folder of IDX files (idx:PATH)")
 
 
 def _check_dataset(name):
@@ -382,6 +403,16 @@ def build_parser():
     model.add_argument("--dead-code-restart", type=_positive_int, default=None, metavar="STEPS",
                        help="vqvae: re-initialize a code that no encoder output used for this "
                             "many training steps from one of the batch's outputs (default: off)")
+    model.add_argument("--noise-dim", type=_positive_int, default=None, metavar="N",
+                       help="avb: size of the noise the encoder takes next to x, "
+                            "z = f(x, noise) (default: --latent-dim)")
+    model.add_argument("--adaptive-contrast", action="store_true", default=None,
+                       help="avb: adaptive contrast (Sec. 4 of the paper): the discriminator "
+                            "tells q(z|x) from a Gaussian with q's own mean and variance instead "
+                            "of from the prior, a much smaller KL to estimate (default: off)")
+    model.add_argument("--discriminator-steps", type=_positive_int, default=None, metavar="N",
+                       help="avb: updates of the discriminator per train step, before the "
+                            "encoder and decoder's one (default: 1)")
     fit = train.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
                      help="number of epochs (required)")
@@ -426,7 +457,8 @@ def build_parser():
                     "and write DIR/evaluation.json. A VQ-VAE reports its codebook's use\n"
                     "(perplexity, codes used) instead of active units, and its NLL only once\n"
                     "'tfvae train-prior' has given it a prior over codes (the paper's estimate\n"
-                    "-log p(x|z_q(x)) - log p(z_q(x)), not importance-sampled).")
+                    "-log p(x|z_q(x)) - log p(z_q(x)), not importance-sampled). An AVB, whose\n"
+                    "q(z|x) has no density, gets its NLL by annealed importance sampling (--ais).")
     evaluate.set_defaults(handler=cmd_evaluate)
     evaluate.add_argument("run_dir", metavar="DIR", help="a run directory written by 'tfvae train'")
     evaluate.add_argument("--dataset", type=_dataset_name, default=None, metavar="NAME",
@@ -445,6 +477,22 @@ def build_parser():
     evaluate.add_argument("--seed", type=int, default=0,
                           help="seed of the binarization and the importance samples "
                                "(default: %(default)s)")
+    ais = evaluate.add_argument_group(
+        "annealed importance sampling",
+        "log p(x) by AIS (tfvae.evaluation.ais_log_likelihood: HMC from the prior to the\n"
+        "posterior), for the models that importance sampling cannot evaluate (avb) and next\n"
+        "to it for the others; its time grows with steps x chains x examples. Written to\n"
+        "evaluation.json as 'ais', with its settings, seconds and acceptance rate.")
+    ais.add_argument("--ais", action="store_true",
+                     help="also estimate log p(x) by annealed importance sampling (default: off)")
+    ais.add_argument("--ais-steps", type=_positive_int, default=None, metavar="T",
+                     help="annealing steps, one HMC transition of 10 leapfrog steps each "
+                          f"(default: {AIS_STEPS})")
+    ais.add_argument("--ais-chains", type=_positive_int, default=None, metavar="C",
+                     help=f"chains per example (default: {AIS_CHAINS})")
+    ais.add_argument("--ais-examples", type=_positive_int, default=None, metavar="N",
+                     help="estimate it on the first N of the evaluated examples (default: all "
+                          "of them, see --examples)")
 
     # ---- sample
     sample = commands.add_parser(
@@ -583,38 +631,32 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
 
     A VQ-VAE with a prior over its codes gives the paper's estimate instead (Sec. 3.2),
     −log p(x|z_q(x)) − log p(z_q(x)) (`approximate_log_likelihood`: no samples, not a bound;
-    'approximate': True); without one, none ('note' says how to train one).
+    'approximate': True); without one, none ('note' says how to train one). A model whose
+    q(z|x) has no density but whose p(z) p(x|z) has one (AVB) gets none either, with a 'note'
+    pointing to `tfvae evaluate DIR --ais` (`_ais_figures`).
     """
     import numpy as np
 
-    from tfvae import datasets, evaluation
+    from tfvae import evaluation
 
     figures = {"nll": None, "bits_per_dim": None, "num_samples": num_samples,
                "num_examples": int(len(x))}
     approximate = getattr(model, "code_prior", None) is not None
     if not getattr(model, "has_density", False) and not approximate:
+        name = type(model).__name__
         if hasattr(model, "fit_prior"):
-            figures["meaning"] = (f"{type(model).__name__} has no likelihood until a prior over "
-                                  "its codes is trained")
+            figures["meaning"] = f"{name} has no likelihood until a prior over its codes is trained"
             figures["note"] = "no prior over the codes yet: run 'tfvae train-prior DIR'"
+        elif _nll_by_ais(model):  # AVB: a decoder density, a q(z|x) without one
+            figures["meaning"] = (f"{name}'s q(z|x) has no density, so importance sampling "
+                                  "cannot estimate its likelihood")
+            figures["note"] = ("q(z|x) has no density; 'tfvae evaluate DIR --ais' estimates "
+                               "log p(x) by annealed importance sampling")
         else:
-            figures["meaning"] = f"{type(model).__name__} has no density: no likelihood"
+            figures["meaning"] = f"{name} has no density: no likelihood"
         return figures
+    x, meaning, levels, continuous = _observed(model, x, seed, binarized)
     dims = int(np.prod(x.shape[1:]))
-    continuous = model.observation_support() is None
-    if continuous:
-        x = datasets.dequantize(x, seed=seed).numpy()
-        meaning = ("negative log-density (nats per image) of uniformly dequantized 8-bit pixels "
-                   "(round(255x) + u)/256, u ~ U(0, 1): a density, so it can be negative; "
-                   "bits_per_dim adds D*log(256) and bounds the discrete images' code length")
-        levels = 256
-    elif binarized:
-        meaning = "negative log-probability (nats per image) of the binarized test images"
-        levels = None
-    else:
-        meaning = ("Bernoulli log-probability (nats per image) of grey-level intensities: not a "
-                   "normalized likelihood of the images; binarize them for one")
-        levels = None
     if approximate:
         nll = -float(np.mean(np.concatenate([
             np.asarray(model.approximate_log_likelihood(x[i:i + 100]))
@@ -630,6 +672,97 @@ def _density_figures(model, x, num_samples, seed, *, binarized, verbose=1):
     figures.update(nll=nll, bits_per_dim=evaluation.bits_per_dim(nll, dims, levels),
                    meaning=meaning, dequantized=continuous)
     return figures
+
+
+def _observed(model, x, seed, binarized):
+    """(x as the likelihood sees it, what its NLL means, the bits/dim levels, dequantized):
+    grey levels under a continuous decoder are dequantized with `seed` (see `_density_figures`)."""
+    from tfvae import datasets
+
+    if model.observation_support() is None:
+        meaning = ("negative log-density (nats per image) of uniformly dequantized 8-bit pixels "
+                   "(round(255x) + u)/256, u ~ U(0, 1): a density, so it can be negative; "
+                   "bits_per_dim adds D*log(256) and bounds the discrete images' code length")
+        return datasets.dequantize(x, seed=seed).numpy(), meaning, 256, True
+    if binarized:
+        return (x, "negative log-probability (nats per image) of the binarized test images",
+                None, False)
+    return x, ("Bernoulli log-probability (nats per image) of grey-level intensities: not a "
+               "normalized likelihood of the images; binarize them for one"), None, False
+
+
+def _nll_by_ais(model):
+    """Whether `model` is of a family whose likelihood only AIS estimates
+    (`ModelSpec.nll_by_ais`)."""
+    return any(spec.nll_by_ais and spec.class_name == type(model).__name__
+               for spec in MODELS.values())
+
+
+def _has_joint_density(model, x):
+    """Whether the generative model p(z) p(x|z) of `model` has a density that annealed
+    importance sampling can use (`evaluation.ais_log_likelihood`), tried on one example."""
+    import tensorflow as tf
+
+    try:
+        z = model.latent_prior_sample(tf.constant([1, 1]), tf.constant([0, 0]))
+        model.latent_log_prior(z), model.latent_log_likelihood(model.check_input(x[:1]), z)
+    except Exception:  # noqa: BLE001 (no prior density, no decoder density, no such methods)
+        return False
+    return True
+
+
+def _ais_figures(model, x, num_steps, num_chains, seed, *, binarized, batch_size=100, verbose=1):
+    """{'nll', 'bits_per_dim', 'method', 'num_steps', 'num_chains', 'num_examples', 'seconds',
+    'acceptance_rate', 'meaning', ...}: −log p(x) of examples `x` by annealed importance
+    sampling (`evaluation.ais_log_likelihood`, its default schedule, leapfrog steps and step
+    sizes), on the same (dequantized where continuous) pixels as `_density_figures`; an
+    unbiased estimate of p(x) per example, so in expectation an upper bound on the NLL.
+    CommandError for a model without a joint density (a VQ-VAE)."""
+    import inspect
+
+    import numpy as np
+
+    from tfvae import evaluation
+
+    if not _has_joint_density(model, x):
+        raise CommandError(f"--ais: {type(model).__name__} has no joint density p(z) p(x|z) "
+                           "for annealed importance sampling (it takes vae, iwae, ladder, hvae "
+                           "and avb runs; a VQ-VAE's codes are discrete)")
+    x, meaning, levels, continuous = _observed(model, x, seed, binarized)
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(evaluation.ais_log_likelihood).parameters.items()}
+    print(f"{PROG}: log-likelihood by annealed importance sampling: {num_steps} steps x "
+          f"{num_chains} chains on {len(x)} examples (--ais-steps, --ais-chains and "
+          "--ais-examples make it cheaper)", flush=True)
+    try:
+        result = evaluation.ais_log_likelihood(model, x, num_steps=num_steps,
+                                               num_chains=num_chains, batch_size=batch_size,
+                                               seed=seed, verbose=verbose, return_diagnostics=True)
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"--ais: {_one_line(error)}") from error
+    values = np.asarray(result.log_likelihood, dtype="float64")
+    nll = -float(values.mean())
+    return {"nll": nll, "bits_per_dim": evaluation.bits_per_dim(nll, int(np.prod(x.shape[1:])),
+                                                                levels),
+            "standard_error": float(values.std(ddof=1) / math.sqrt(len(values)))
+            if len(values) > 1 else None,
+            "method": "annealed importance sampling (tfvae.evaluation.ais_log_likelihood)",
+            "num_steps": int(num_steps), "num_chains": int(num_chains),
+            "num_examples": int(len(x)), "schedule": defaults["schedule"],
+            "num_leapfrog_steps": defaults["num_leapfrog_steps"],
+            "step_size": defaults["step_size"],
+            "acceptance_rate": float(np.mean(result.acceptance_rate)),
+            "seconds": float(result.seconds), "seed": seed,
+            "meaning": meaning + "; by annealed importance sampling, an unbiased estimate of "
+                                 "p(x) per example (in expectation an upper bound on the NLL)",
+            "dequantized": continuous}
+
+
+def _ais_text(figures):
+    """"AIS: 1000 steps x 16 chains, 100 examples, 12.3 s, acceptance 0.65"."""
+    return (f"AIS: {figures['num_steps']} steps x {figures['num_chains']} chains, "
+            f"{figures['num_examples']} examples, {figures['seconds']:.1f} s, acceptance "
+            f"{figures['acceptance_rate']:.2f}")
 
 
 def _codebook_figures(model, x):
@@ -968,6 +1101,10 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    if not args.ais:
+        for name in ("ais_steps", "ais_chains", "ais_examples"):
+            if getattr(args, name) is not None:
+                raise UsageError(f"{_option(name)} needs --ais")
     model = _load_model(args.run_dir)
     recorded = _run_metadata(args.run_dir)
     dataset = args.dataset or recorded.get("dataset")
@@ -988,28 +1125,42 @@ def cmd_evaluate(args):
                            f"{_one_line(error)}") from error
     if not getattr(model, "compiled", True):
         model.compile()
+    verbose = 1 if sys.stdout.isatty() else 2
     figures = _density_figures(model, x, args.num_samples, args.seed,
-                               binarized=binarize != "none",
-                               verbose=1 if sys.stdout.isatty() else 2)
+                               binarized=binarize != "none", verbose=verbose)
+    ais = None
+    if args.ais:
+        ais = _ais_figures(model, x[:args.ais_examples], args.ais_steps or AIS_STEPS,
+                           args.ais_chains or AIS_CHAINS, args.seed,
+                           binarized=binarize != "none", batch_size=args.batch_size,
+                           verbose=verbose)
     codebook = _codebook_figures(model, x)  # a VQ-VAE: its codes are indices, not units
     active_per_layer = None if codebook else evaluation.active_units_per_layer(model, x)
     active = None if codebook else sum(active_per_layer)
     model_metrics = model.evaluate(x, batch_size=args.batch_size, verbose=0, return_dict=True)
     result = {"run_dir": str(args.run_dir), "dataset": dataset, "split": args.split,
-              "binarize": binarize, "seed": args.seed, **figures, "active_units": active,
+              "binarize": binarize, "seed": args.seed, **figures, "ais": ais,
+              "active_units": active,
               "active_units_per_layer": active_per_layer, "codebook": codebook,
               "metrics": {name: _scalar(value) for name, value in model_metrics.items()}}
     path = Path(args.run_dir) / "evaluation.json"
     _write_json(path, result)
     print(f"tfvae: evaluated {args.run_dir} on {dataset}/{args.split} ({len(x)} examples)")
-    print(f"  NLL              {_nll_text(figures)}"
+    nll_text = _nll_text(figures)
+    if ais is not None and figures["nll"] is None:  # AVB: the note says to run --ais
+        nll_text = f"n/a ({figures['meaning']}; see the AIS NLL)"
+    print(f"  NLL              {nll_text}"
           + _nll_source(figures, f"{args.num_samples} importance samples"))
+    if ais is not None:
+        print(f"  AIS NLL          {_nll_text(ais)} ({_ais_text(ais)})")
     if codebook:
         print(f"  codebook use     {_codebook_text(codebook)}")
     else:
         print(f"  active units     {_active_text(active, active_per_layer)}")
+    estimated = ("elbo", "kl") if _nll_by_ais(model) else ()
     for name, value in result["metrics"].items():
-        print(f"  {name:16s} {value:.4f}")
+        print(f"  {name:16s} {value:.4f}" + (" (through the discriminator: an estimate, not a "
+                                             "bound)" if name in estimated else ""))
     print(f"  written to       {path}")
     return 0
 

@@ -32,7 +32,8 @@ TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim
                  "--validation-split", "--validation-fraction", "--train-split", "--verbose",
                  "--latent-dims", "--hidden-units", "--batch-norm", "--no-batch-norm",
                  "--num-codes", "--code-dim", "--filters", "--commitment-cost", "--ema-decay",
-                 "--dead-code-restart"]
+                 "--dead-code-restart", "--noise-dim", "--adaptive-contrast",
+                 "--discriminator-steps"]
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
@@ -216,6 +217,7 @@ def test_help_documents_every_option_with_its_default(capsys):
         assert option in text, option
     for model in cli.MODELS:
         assert model in text
+    assert "avb " in text and "four_points" in text  # AVB and its toy data set
     commands = cli.build_parser()._subparsers._group_actions[0].choices
     assert set(commands) == {"train", "evaluate", "sample", "train-prior"}
     for name, parser in commands.items():
@@ -224,7 +226,8 @@ def test_help_documents_every_option_with_its_default(capsys):
                 assert "default" in action.help or action.required, (name, action.dest)
     assert cli.main(["evaluate", "--help"]) == 0 and cli.main(["sample", "--help"]) == 0
     text = capsys.readouterr().out
-    for option in ("--split", "--num-samples", "--examples", "-n", "--out", "--seed"):
+    for option in ("--split", "--num-samples", "--examples", "-n", "--out", "--seed", "--ais",
+                   "--ais-steps", "--ais-chains", "--ais-examples"):
         assert option in text, option
     assert cli.main(["train-prior", "--help"]) == 0
     text = capsys.readouterr().out
@@ -247,6 +250,10 @@ def test_help_documents_every_option_with_its_default(capsys):
     (["train", "vqvae", "--dataset", "sample", "--epochs", "1", "--out", "x", "--ema-decay", "1"],
      "--ema-decay"),
     (["train-prior", "x"], "--epochs"),
+    (["train", "avb", "--dataset", "sample", "--epochs", "1", "--out", "x", "--network", "conv"],
+     "--network conv does not apply to avb"),
+    (["evaluate", "x", "--ais-steps", "5"], "--ais-steps needs --ais"),
+    (["evaluate", "x", "--ais", "--ais-chains", "0"], "--ais-chains"),
 ])
 def test_bad_command_lines_exit_2_with_one_line(capsys, tmp_path, monkeypatch, argv, fragment):
     monkeypatch.chdir(tmp_path)
@@ -540,6 +547,13 @@ def test_hierarchical_options_reach_the_model(tmp_path, model, options, config):
     ("vqvae", ["--latent-dim", "4"]), ("vqvae", ["--hidden", "32"]), ("vqvae", ["--beta", "2"]),
     ("vqvae", ["--kl-warmup", "2"]), ("vqvae", ["--latent-dims", "4,2"]),
     ("vqvae", ["--prior", "mixture_of_gaussians"]), ("vqvae", ["--num-samples", "2"]),
+    # AVB's options, refused by the other families, and theirs by AVB
+    ("vae", ["--adaptive-contrast"]), ("aae", ["--noise-dim", "3"]),
+    ("iwae", ["--discriminator-steps", "2"]), ("ladder", ["--adaptive-contrast"]),
+    ("vqvae", ["--noise-dim", "3"]),
+    ("avb", ["--beta", "2"]), ("avb", ["--kl-warmup", "2"]), ("avb", ["--num-samples", "2"]),
+    ("avb", ["--posterior", "universal"]), ("avb", ["--latent-dims", "4,2"]),
+    ("avb", ["--num-codes", "8"]),
 ])
 def test_options_of_other_families_exit_2(tmp_path, model, option):
     sizes = {"ladder": HIERARCHICAL_TINY, "hvae": HIERARCHICAL_TINY, "vqvae": VQ_TINY}.get(model, TINY)
@@ -621,6 +635,8 @@ def test_vqvae_trains_reports_its_codebook_and_its_prior_makes_it_sample(tmp_pat
     encode = tf.saved_model.load(str(out / "saved_model")).signatures["encode"]
     assert encode.structured_outputs["code"].dtype == tf.int32
     uniform_samples = png(out / "samples.png")
+    code, _, err = run_main(["evaluate", out, "--examples", "4", "--ais"])  # discrete codes
+    assert_one_error_line(err, code, 1, "--ais: VQVAE has no joint density")
 
     code, stdout, stderr = run_main(["train-prior", out, "--epochs", "2", "--num-layers", "1",
                                      "--filters", "8", "--eval-examples", "20", "--verbose", "0"])
@@ -676,3 +692,92 @@ def test_vqvae_trains_reports_its_codebook_and_its_prior_makes_it_sample(tmp_pat
 def test_train_prior_refuses_a_run_without_codes(run):
     code, _, err = run_main(["train-prior", run[0], "--epochs", "1"])
     assert_one_error_line(err, code, 1, "holds a VAE", "train-prior is for 'tfvae train vqvae' runs")
+
+
+# --------------------------------------------------------------------------- avb and AIS
+#: AVB's tiny run: a 4-unit code, bodies of 32 units (the discriminator keeps its default).
+AVB_TINY = ["--dataset", "sample", "--latent-dim", "4", "--hidden", "32", "--eval-examples", "50",
+            "--validation-split", "none", "--verbose", "0"]
+
+
+def test_avb_trains_with_its_options_and_evaluate_ais_gives_its_nll(tmp_path):
+    """train avb (its options reach the model; no importance-sampled NLL, a pointer to --ais
+    instead), and evaluate --ais: the AIS figure of `evaluation.ais_log_likelihood` on the
+    run's test images, with its settings and time, in evaluation.json and the printed text."""
+    import keras
+
+    import tfvae
+    from tfvae import evaluation
+
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "avb", "--epochs", "1", "--out", out,
+                                     "--adaptive-contrast", "--noise-dim", "3",
+                                     "--discriminator-steps", "2"] + AVB_TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert metrics["model"] == "avb" and metrics["nll"] is None
+    assert "--ais" in metrics["test"]["note"] and "tfvae evaluate DIR --ais" in stdout
+    config = metrics["config"]
+    assert {key: config[key] for key in ("latent_dim", "noise_dim", "adaptive_contrast",
+                                         "discriminator_steps")} == {
+        "latent_dim": 4, "noise_dim": 3, "adaptive_contrast": True, "discriminator_steps": 2}
+    assert {"elbo", "reconstruction", "kl", "discriminator_loss",
+            "discriminator_accuracy"} <= set(metrics["history"])
+    assert 0 <= metrics["active_units"] <= 4 and math.isfinite(metrics["prior_mismatch"])
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert isinstance(model, tfvae.AVB) and model.adaptive_contrast is True
+    assert (model.latent_dim, model.noise_dim, model.discriminator_steps) == (4, 3, 2)
+
+    code, stdout, stderr = run_main(["evaluate", out, "--examples", "20", "--ais",
+                                     "--ais-steps", "5", "--ais-chains", "2",
+                                     "--ais-examples", "8"])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["nll"] is None and result["num_examples"] == 20  # no importance sampling
+    ais = result["ais"]
+    assert math.isfinite(ais["nll"]) and ais["nll"] > 0  # log p(x) < 0: binarized images
+    assert (ais["num_steps"], ais["num_chains"], ais["num_examples"]) == (5, 2, 8)
+    assert ais["seconds"] > 0 and 0 <= ais["acceptance_rate"] <= 1
+    assert "annealed importance sampling" in ais["method"] and ais["dequantized"] is False
+    assert f"AIS NLL          {ais['nll']:.3f} nats" in stdout
+    assert "AIS: 5 steps x 2 chains, 8 examples" in stdout
+    assert "elbo" in result["metrics"] and "an estimate, not a bound" in stdout  # T's ELBO
+    # the figure is ais_log_likelihood on the first 8 test images as the run binarized them
+    expected = -float(np.mean(evaluation.ais_log_likelihood(
+        model, _test_images(8), num_steps=5, num_chains=2, seed=0)))
+    # float32 sums of 784 pixel terms per code and 5 annealing terms, in the same order; the
+    # traced loop may fuse differently between the two calls
+    assert ais["nll"] == pytest.approx(expected, rel=0, abs=float32_tolerance(expected, ops=64))
+
+
+def test_avb_trains_on_four_points_and_evaluate_points_to_ais(tmp_path):
+    """The AVB paper's toy set: four images, none held out by the default
+    --validation-fraction; evaluate without --ais reports no NLL and says how to get one."""
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "avb", "--dataset", "four_points", "--latent-dim",
+                                     "2", "--hidden", "16", "--epochs", "1", "--out", out,
+                                     "--verbose", "0"])
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert metrics["validation"]["num_examples"] is None
+    assert not any(name.startswith("val_") for name in metrics["history"])
+    assert metrics["test"]["num_examples"] == 4 and metrics["latent_dim"] == 2
+    assert all(math.isfinite(v) for v in metrics["final"]["train"].values())
+    code, stdout, stderr = run_main(["evaluate", out])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["nll"] is None and result["ais"] is None and result["num_examples"] == 4
+    assert "no density" in result["meaning"] and "--ais" in stdout
+    assert all(math.isfinite(v) for v in result["metrics"].values())
+
+
+def test_evaluate_ais_next_to_importance_sampling_for_a_vae(run):
+    out = run[0]
+    code, stdout, stderr = run_main(["evaluate", out, "--num-samples", "10", "--examples", "6",
+                                     "--ais", "--ais-steps", "5", "--ais-chains", "2"])
+    assert code == 0, stderr
+    result = json.loads((out / "evaluation.json").read_text())
+    ais = result["ais"]
+    assert math.isfinite(result["nll"]) and math.isfinite(ais["nll"]) and ais["nll"] > 0
+    assert ais["num_examples"] == result["num_examples"] == 6  # default: every evaluated one
+    assert f"{result['nll']:.3f} nats" in stdout and f"{ais['nll']:.3f} nats" in stdout
