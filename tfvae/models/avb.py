@@ -48,7 +48,7 @@ _NO_DENSITY = (
 
 
 def _standard_normal(dim):
-    """N(0, I) over `dim` units: adaptive contrast's reference for z̃, the sampler's for z."""
+    """N(0, I) over `dim` units: the neural sampler's reference for z."""
     zeros = tf.zeros([dim])
     return tfd.Independent(tfd.Normal(zeros, 1.0), reinterpreted_batch_ndims=1)
 
@@ -100,14 +100,23 @@ class _AdversarialVariationalBase(GenerativeModel):
         return tf.reshape(pairs, [-1, pairs.shape[-1]])
 
     def discriminate(self, context, z, training=False):
-        """T(context, z) for codes `[S, B, D]`: logits `[S, B]`, the network's output minus the
-        log-density of T's reference at z (−log p(z), or −log N(z̃; 0, I) with adaptive
-        contrast): T* = log q − log ref, so the network is left with log q(z|x) up to a constant
-        (the authors' code adds the same term: ½‖z‖² for a standard normal reference)."""
+        """T(context, z) for codes `[S, B, D]`: logits `[S, B]`.
+
+        Without adaptive contrast, the network's output plus log ref(0) − log ref(z) of T's
+        reference (½‖z‖² for N(0, I), as in the authors' code): T* = log q − log ref, so the
+        network is left with log q(z|x) up to a constant, and starts near 0 (the full −log ref(z)
+        would start every logit at (D/2) log 2π, a bias that takes Adam thousands of steps to
+        unlearn). With adaptive contrast, the network's output alone: q̃(z̃|x) is close to the
+        reference N(0, I) by construction, so T* is small, and the term would only have to be
+        learned back (it kept T at chance on MNIST with D = 8).
+        """
         logits = self.discriminator(self.discriminator_input(context, z), training=training)
         logits = tf.reshape(tf.cast(logits, tf.float32), tf.shape(z)[:-1])
-        reference = _standard_normal(self.latent_dim) if self.adaptive_contrast else self.reference
-        return logits - reference.log_prob(tf.cast(z, tf.float32))
+        if self.adaptive_contrast:
+            return logits
+        z = tf.cast(z, tf.float32)
+        reference = self.reference
+        return logits + reference.log_prob(tf.zeros_like(z[..., :1, :])) - reference.log_prob(z)
 
     # ----------------------------------------------------------------- the contrast
     def contrast_moments(self, z):
