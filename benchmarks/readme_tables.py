@@ -5,8 +5,8 @@
 
 Each block sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` in README.md and is
 made from docs/iwae_mnist_results.json (benchmarks/iwae_mnist.py), docs/aae_mnist_results.json
-(benchmarks/aae_mnist.py), docs/ladder_mnist_results.json, docs/vqvae_mnist_results.json and
-docs/results.json (benchmarks/run.py). Re-run a benchmark, then
+(benchmarks/aae_mnist.py), docs/ladder_mnist_results.json, docs/vqvae_mnist_results.json,
+docs/avb_toy_results.json, docs/avb_mnist_results.json and docs/results.json (benchmarks/run.py). Re-run a benchmark, then
 this script. The papers' figures are the constants below, each with its table.
 """
 import argparse
@@ -29,6 +29,7 @@ PAPER = {
     "aae_parzen": "340 ± 2 nats (Table 1)",
     "lvae_nll": "81.74 nats (Sønderby et al. 2016, Table 1)",
     "vqvae_bpd": "4.67 bits/dim on CIFAR-10, not MNIST (van den Oord et al. 2017, Sec. 4.1)",
+    "avb_toy": "optimum −log 4 = −1.386 nats (Mescheder et al. 2017, Sec. 5.1: AVB near it, the VAE not)",
 }
 
 
@@ -96,10 +97,18 @@ def models_block():
     if vq:
         rows.append(["VQ-VAE (van den Oord et al. 2017)", "`VQVAE`, `VectorQuantizer`, `PixelCNNPrior`",
                      "[04](colab/04_vqvae.ipynb)", vq[0], vq[1], PAPER["vqvae_bpd"]])
-    unbuilt = (() if ladder else (("Ladder VAE (Sønderby et al. 2016)", 12),)) + (
-        (() if vq else (("VQ-VAE (van den Oord et al. 2017)", 13),)) + (
-        ("Adversarial Variational Bayes (Mescheder et al. 2017)", 10),
-        ("Implicit Autoencoders (Makhzani 2018)", 11)))
+    toy = load("avb_toy_results.json")
+    if toy:
+        by = {r["row"]: r for r in toy["rows"]}
+        figures = ", ".join(f"{name} **{by[name]['grid']['mean']:.3f}**" for name in ("AVB+AC", "AVB", "VAE")
+                            if name in by)
+        rows.append(["Adversarial Variational Bayes (Mescheder et al. 2017)", "`AVB`, `NeuralSampler`",
+                     "[05](colab/05_avb.ipynb)", "four-point toy: exact log p(x) per point",
+                     f"{figures} ({toy['settings']['steps']} steps)", PAPER["avb_toy"]])
+    unbuilt = ((() if ladder else (("Ladder VAE (Sønderby et al. 2016)", 12),))
+               + (() if vq else (("VQ-VAE (van den Oord et al. 2017)", 13),))
+               + (() if toy else (("Adversarial Variational Bayes (Mescheder et al. 2017)", 10),))
+               + (("Implicit Autoencoders (Makhzani 2018)", 11),))
     for family, issue in unbuilt:
         rows.append([family, f"not built yet (issue {issue})", "", "", "", ""])
     return table(["family (paper)", "classes", "notebook", "headline figure", "tfvae (budget)",
@@ -259,8 +268,37 @@ def vqvae_block():
     return md
 
 
+def avb_block():
+    toy, mnist = load("avb_toy_results.json"), load("avb_mnist_results.json")
+    if not toy and not mnist:
+        return "(run `python3 benchmarks/avb_toy.py` and `python3 benchmarks/avb_mnist.py`)"
+    parts = []
+    if toy:
+        s = toy["settings"]
+        rows = [[r["row"], f"{r['elbo']['mean']:.3f}" + ("" if r["row"] == "VAE" else " (T estimate)"),
+                 f"**{r['grid']['mean']:.3f}**", f"{r['ais']['mean']:.3f} ± {r['ais']['standard_error_mean']:.3f}"]
+                for r in toy["rows"]]
+        parts.append(table([f"four points, {s['steps']} steps", "ELBO", "exact log p(x) (grid)",
+                            f"AIS log p(x), {s['ais_steps']} steps × {s['ais_chains']} chains"], rows))
+    if mnist:
+        s, vae_is = mnist["settings"], mnist.get("vae_is")
+        rows = [[r["row"], f"**{r['ais_nll']:.2f}** ± {r['ais_nll_se']:.2f}",
+                 f"{vae_is['nll']:.2f} ± {vae_is['nll_se']:.2f}" if r["row"] == "VAE" and vae_is else "— (no density)",
+                 f"{-r['elbo']:.2f}" + (" (T estimate)" if r["elbo_is_estimate"] else " (bound)")]
+                for r in mnist["rows"]]
+        parts.append(table([f"MNIST, {s['epochs']} epochs on {s['train_examples_used'] // 1000}k images, "
+                            f"{s['ais_examples']} test images", f"AIS NLL, {s['ais_steps']} steps × "
+                            f"{s['ais_chains']} chains", f"IS NLL, k = {s['is_samples']}", "−ELBO"], rows))
+    claims = (toy or {}).get("claims", []) + (mnist or {}).get("claims", [])
+    text = "\n\n".join(parts)
+    if claims:
+        text += "\n\n" + "; ".join(f"{c['claim']}: {c['values']} ({'holds' if c['holds'] else 'does NOT hold'})"
+                                    for c in claims) + "."
+    return text
+
+
 BLOCKS = {"models": models_block, "iwae": iwae_block, "speed": speed_block, "aae": aae_block,
-          "ladder": ladder_block, "vqvae": vqvae_block}
+          "ladder": ladder_block, "vqvae": vqvae_block, "avb": avb_block}
 
 
 def render(text):

@@ -263,3 +263,77 @@ def test_vqvae_benchmark_smoke_mnist(tmp_path):
     with_prior = [r for r in rows.values() if r["prior"] is not None]
     assert "ema" in {r["codebook"] for r in with_prior}
     assert len(results["claims"]) == 3 * len(with_prior) + 1  # three per learned prior, one codes-used
+
+
+@pytest.mark.slow
+def test_avb_toy_benchmark_smoke(tmp_path):
+    """avb_toy.py end to end at smoke budgets (under a minute): the JSON's keys, both figures, the
+    section in SMOKE MODE, and claims judged for every model and the neural sampler."""
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "avb_toy.py"
+    proc = subprocess.run([sys.executable, str(script), "--smoke", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "avb_toy_results.json").read_text())
+    assert {"settings", "machine", "rows", "sampler", "claims", "figures", "optimum", "total_s"} <= set(results)
+    assert results["settings"]["smoke"] is True and results["optimum"] == pytest.approx(-np.log(4.0))
+    rows = {r["row"]: r for r in results["rows"]}
+    assert set(rows) == {"VAE", "AVB", "AVB+AC"}
+    for r in rows.values():
+        assert len(r["grid"]["per_point"]) == 4 and np.isfinite(r["grid"]["mean"])
+        assert r["grid"]["mean"] < 0 and np.isfinite(r["elbo"]["mean"])
+        assert len(r["ais"]["per_point"]) == 4 and np.isfinite(r["ais"]["mean"]) and r["ais"]["seconds"] > 0
+        assert {"num_steps", "num_chains", "standard_error_mean", "acceptance_rate"} <= set(r["ais"])
+    assert rows["VAE"]["elbo"]["mean"] <= rows["VAE"]["grid"]["mean"] + 0.05  # a bound, up to MC error
+    assert np.isfinite(rows["VAE"]["importance_sampled"]["mean"])
+    sampler = results["sampler"]
+    assert {"sampler", "gaussian", "null_mean", "null_95"} <= set(sampler["mmd"])
+    assert {"sampler", "exact", "gaussian"} == set(sampler["log_p"])
+    assert len(results["claims"]) == 2 + 3 + 2  # AVB and AVB+AC vs the VAE, AIS per model, the sampler
+    assert all(isinstance(c["holds"], bool) for c in results["claims"])
+    for figure in results["figures"].values():
+        assert (tmp_path / figure).stat().st_size > 1000
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith("## Adversarial Variational Bayes: toy problems") and "SMOKE MODE" in md
+    assert "### Claims" in md and "T-estimate" in md
+
+
+@pytest.mark.slow
+def test_avb_mnist_benchmark_smoke(tmp_path):
+    """avb_mnist.py end to end on real MNIST at smoke sizes (VAE, AVB, AVB+AC; AIS 20 steps x 2
+    chains on 10 images; under 90 s on 2 cores); its chain standard error in closed form."""
+    import json
+    import subprocess
+
+    import avb_mnist  # benchmarks/ is on sys.path (above)
+
+    # weights 1 and 3: mean 2, sd sqrt(2), se = sqrt(2) / (sqrt(2) * 2) = 0.5; ESS (1 + 3)^2 / (1 + 9)
+    se, ess = avb_mnist.chain_standard_errors(np.log([[1.0, 5.0], [3.0, 5.0]]))
+    assert se == pytest.approx([0.5, 0.0]) and ess == pytest.approx([1.6, 2.0])
+    assert avb_mnist.paired_difference([3.0, 5.0, 7.0], [1.0, 2.0, 3.0]) == pytest.approx((3.0, 1.0 / np.sqrt(3)))
+    if not (avb_mnist.DEFAULT_DATA / "train5k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found in {avb_mnist.DEFAULT_DATA} (../shared/data beside the repo)")
+    proc = subprocess.run([sys.executable, str(Path(avb_mnist.__file__)), "--smoke", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "avb_mnist_results.json").read_text())
+    s = results["settings"]
+    assert s["smoke"] and (s["ais_steps"], s["ais_chains"], s["ais_examples"]) == (20, 2, 10)
+    rows = {r["row"]: r for r in results["rows"]}
+    assert list(rows) == list(avb_mnist.ROWS)
+    for r in rows.values():
+        assert len(r["ais_log_px"]) == 10 and np.all(np.isfinite(r["ais_log_px"]))
+        assert r["ais_nll"] > 0 and np.isfinite(r["elbo"]) and r["ais"]["seconds"] > 0
+        assert 0.0 <= r["ais"]["acceptance"] <= 1.0
+    assert not rows["VAE"]["elbo_is_estimate"] and rows["AVB+AC"]["elbo_is_estimate"]
+    vae_is = results["vae_is"]
+    assert vae_is["samples"] == 500 and len(vae_is["log_px"]) == 10
+    assert np.isfinite(vae_is["ais_minus_is"]) and vae_is["ais_minus_is_se"] > 0
+    assert len(results["claims"]) == 5 and proc.stdout.count("CLAIM") == 5
+    for figure in results["figures"].values():
+        assert (tmp_path / figure).stat().st_size > 1000
+    md = (tmp_path / "results.md").read_text()
+    assert md.startswith(f"## {avb_mnist.SECTION_TITLE}") and "SMOKE MODE" in md
+    assert "### Claims" in md and "(T estimate)" in md

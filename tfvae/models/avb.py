@@ -74,6 +74,8 @@ class _AdversarialVariationalBase(GenerativeModel):
     optimizer_names = ("optimizer", "discriminator_optimizer")
     metric_names = ("loss", "elbo", "reconstruction", "kl", "discriminator_loss",
                     "discriminator_accuracy")
+    #: Whether T's logits get the reference term ½‖z̃‖² under adaptive contrast (`discriminate`).
+    contrast_reference_term = False
 
     def __init__(self, input_shape, latent_dim, *, adaptive_contrast=False, contrast_samples=16,
                  discriminator_steps=1, min_contrast_scale=1e-4, **kwargs):
@@ -102,20 +104,21 @@ class _AdversarialVariationalBase(GenerativeModel):
     def discriminate(self, context, z, training=False):
         """T(context, z) for codes `[S, B, D]`: logits `[S, B]`.
 
-        Without adaptive contrast, the network's output plus log ref(0) − log ref(z) of T's
-        reference (½‖z‖² for N(0, I), as in the authors' code): T* = log q − log ref, so the
-        network is left with log q(z|x) up to a constant, and starts near 0 (the full −log ref(z)
-        would start every logit at (D/2) log 2π, a bias that takes Adam thousands of steps to
-        unlearn). With adaptive contrast, the network's output alone: q̃(z̃|x) is close to the
-        reference N(0, I) by construction, so T* is small, and the term would only have to be
-        learned back (it kept T at chance on MNIST with D = 8).
+        The network's output plus log ref(0) − log ref(z) of T's reference (½‖z‖² for
+        N(0, I), as in the authors' code): T* = log q − log ref, so the network is left with
+        log q(z|x) up to a constant, and starts near 0 (the full −log ref(z) would start every
+        logit at (D/2) log 2π, a bias that takes Adam thousands of steps to unlearn). Under
+        adaptive contrast the reference of z̃ is N(0, I), and the term is added only where
+        `contrast_reference_term` says so: the authors' AVB+AC adds none (q̃ is close to N(0, I)
+        by construction, and the term kept T at chance on MNIST with D = 8), their neural
+        sampler does (its samples followed a ring better with it: MMD² 0.004 against 0.014).
         """
         logits = self.discriminator(self.discriminator_input(context, z), training=training)
         logits = tf.reshape(tf.cast(logits, tf.float32), tf.shape(z)[:-1])
-        if self.adaptive_contrast:
+        if self.adaptive_contrast and not self.contrast_reference_term:
             return logits
         z = tf.cast(z, tf.float32)
-        reference = self.reference
+        reference = _standard_normal(self.latent_dim) if self.adaptive_contrast else self.reference
         return logits + reference.log_prob(tf.zeros_like(z[..., :1, :])) - reference.log_prob(z)
 
     # ----------------------------------------------------------------- the contrast
@@ -247,6 +250,7 @@ class AVB(_AdversarialVariationalBase):
         super().compile(optimizer=optimizer, discriminator_optimizer=discriminator_optimizer, **kwargs)
 
     def autoencoder_variables(self):
+        """The encoder's and the decoder's variables (the phase of Eq. 4)."""
         return self.encoder.trainable_variables + self.decoder.trainable_variables
 
     # ----------------------------------------------------------------- networks
@@ -376,6 +380,7 @@ class NeuralSampler(_AdversarialVariationalBase):
 
     metric_names = ("loss", "elbo", "kl", "discriminator_loss", "discriminator_accuracy")
     nested_config_keys = ("target_log_prob_fn", "generator", "discriminator")
+    contrast_reference_term = True  # as the authors' sampler: ½‖z̃‖² in T's logits
 
     def __init__(self, target_log_prob_fn, event_dim, *, noise_dim=None, generator=None,
                  discriminator=None, adaptive_contrast=True, seed=None, **kwargs):
@@ -402,9 +407,11 @@ class NeuralSampler(_AdversarialVariationalBase):
         return _standard_normal(self.latent_dim)
 
     def num_training_draws(self):
-        return 1  # the contrast's moments are the batch's: every sample comes from one q
+        """One draw per placeholder: the contrast's moments are the batch's (one q for all)."""
+        return 1
 
     def reference_log_prob(self, z):
+        """log N(z; 0, I): the sampler's reference is not part of its target."""
         return self.reference.log_prob(z)
 
     def contrast_moments(self, z):
@@ -414,9 +421,11 @@ class NeuralSampler(_AdversarialVariationalBase):
         return mean[None], scale[None]
 
     def autoencoder_variables(self):
+        """The generator's variables (the sampler's phase)."""
         return self.generator.trainable_variables
 
     def context(self, x):
+        """None: the sampler's T sees the code alone."""
         return None
 
     def codes(self, x, num_samples, seed, training=False):
