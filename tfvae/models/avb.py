@@ -458,6 +458,7 @@ class NeuralSampler(_AdversarialVariationalBase):
         if "x" in kwargs or "y" in kwargs:
             raise TypeError(f"{type(self).__name__}.fit takes no data: it draws its own noise.")
         placeholders = tf.data.Dataset.from_tensors(tf.zeros([batch_size, 1])).repeat()
+        kwargs.setdefault("shuffle", False)  # the placeholders have no order to shuffle
         return super().fit(placeholders, epochs=epochs, steps_per_epoch=steps // epochs, **kwargs)
 
     def sample(self, num_samples, seed=None):

@@ -693,7 +693,7 @@ class GenerativeModel(keras.Model):
     # ----------------------------------------------------------------- the model contract
     def prior(self):
         """p(z) as a TFP distribution."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no prior density p(z).")
 
     def posterior(self, x):
         """q(z|x) as a TFP distribution with batch shape `[B]`."""
