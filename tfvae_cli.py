@@ -933,6 +933,11 @@ def cmd_train(args):
             if num_validation >= num_train:
                 raise UsageError(f"--validation-fraction {args.validation_fraction} leaves no "
                                  f"training examples of the {num_train} in {args.train_split!r}")
+            if args.dataset == "four_points" and num_validation:
+                raise UsageError(f"--validation-fraction {args.validation_fraction} would hold out "
+                                 f"{num_validation} of the 4 images of four_points, which the model "
+                                 "must learn all of: use --validation-fraction 0 or "
+                                 "--validation-split test (the same four images)")
         labels = {}  # semi-supervised families: (image, label) pairs, -1 for unlabelled
         if spec.labels == "partial" and args.labelled:
             labels = dict(with_labels=True)

@@ -769,6 +769,12 @@ def test_avb_trains_on_four_points_and_evaluate_points_to_ais(tmp_path):
     assert result["nll"] is None and result["ais"] is None and result["num_examples"] == 4
     assert "no density" in result["meaning"] and "--ais" in stdout
     assert all(math.isfinite(v) for v in result["metrics"].values())
+    # a fraction that would hold out one of the four images is refused before anything trains
+    code, stdout, stderr = run_main(["train", "avb", "--dataset", "four_points", "--latent-dim", "2",
+                                     "--epochs", "1", "--out", tmp_path / "held", "--validation-fraction",
+                                     "0.25", "--verbose", "0"])
+    assert code == 2 and "would hold out 1 of the 4 images" in stderr, stderr
+    assert not (tmp_path / "held" / "model.keras").exists()
 
 
 def test_evaluate_ais_next_to_importance_sampling_for_a_vae(run):
