@@ -111,7 +111,7 @@ class _AdversarialVariationalBase(GenerativeModel):
         adaptive contrast the reference of z̃ is N(0, I), and the term is added only where
         `contrast_reference_term` says so: the authors' AVB+AC adds none (q̃ is close to N(0, I)
         by construction, and the term kept T at chance on MNIST with D = 8), their neural
-        sampler does (its samples followed a ring better with it: MMD² 0.004 against 0.014).
+        sampler does (`NeuralSampler.contrast_reference_term`).
         """
         logits = self.discriminator(self.discriminator_input(context, z), training=training)
         logits = tf.reshape(tf.cast(logits, tf.float32), tf.shape(z)[:-1])
