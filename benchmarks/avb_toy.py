@@ -383,12 +383,9 @@ def plot_sampler(path, sets, titles, limit=TARGET_LIMIT):
 
 
 # ----------------------------------------------------------------------------- report
-def table(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-
-
 def section(results):
+    from vqvae_mnist import table  # the benchmarks' markdown table
+
     s = results["settings"]
     machine = results.get("machine", {})
     lines = [f"## {SECTION_TITLE}", "",

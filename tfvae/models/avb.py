@@ -35,7 +35,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import GenerativeModel, TrainingPhase, check_count
+from tfvae.models.base import DecoderDensity, GenerativeModel, TrainingPhase, check_count
 
 tfd = tfp.distributions
 
@@ -188,7 +188,7 @@ class _AdversarialVariationalBase(GenerativeModel):
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class AVB(_AdversarialVariationalBase):
+class AVB(DecoderDensity, _AdversarialVariationalBase):
     """Adversarial Variational Bayes: a black-box encoder z = f(x, ε), a decoder p(x|z) and a
     discriminator T(x, z) that estimates log q(z|x) − log p(z) (Mescheder et al. 2017).
 
@@ -268,14 +268,6 @@ class AVB(_AdversarialVariationalBase):
         z = self.encoder(tf.reshape(inputs, [-1, inputs.shape[-1]]), training=training)
         return tf.reshape(tf.cast(z, tf.float32), tf.stack([num_samples, batch, self.latent_dim]))
 
-    def decoder_params(self, z):
-        """Decoder output for codes with any leading shape `[..., D]` → `[..., *param_shape]`."""
-        lead = tf.shape(z)[:-1]
-        params = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
-        param_shape = self.observation_model.param_shape(self.data_shape)
-        params = tf.reshape(params, tf.concat([lead, param_shape], axis=0))
-        return tf.ensure_shape(params, z.shape[:-1].concatenate(param_shape))
-
     def log_target(self, x, z):
         """(log p(x|z), log p(z)), `[S, B]` each, for codes `[S, B, D]`."""
         return self.conditional_log_prob(x, z), self.prior().log_prob(z)
@@ -286,18 +278,6 @@ class AVB(_AdversarialVariationalBase):
 
     def posterior(self, x):
         raise NotImplementedError(_NO_DENSITY.format(name=type(self).__name__))
-
-    def likelihood(self, z):
-        return self.observation_model.distribution(self.decoder_params(z), len(self.data_shape))
-
-    def conditional_log_prob(self, x, z):
-        return self.observation_model.log_prob(self.decoder_params(z), x, len(self.data_shape))
-
-    def observation_support(self):
-        return self.observation_model.support
-
-    def observation_name(self):
-        return type(self.observation_model).__name__
 
     def log_likelihood(self, *args, **kwargs):
         """Not available: q(z|x) has no density. See `tfvae.evaluation.ais_log_likelihood`."""

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfvae import distributions, objectives, optimizers
 
-__all__ = ["GenerativeModel", "TrainingPhase", "check_count", "log_likelihood_progbar"]
+__all__ = ["GenerativeModel", "TrainingPhase", "DecoderDensity", "check_count", "log_likelihood_progbar"]
 
 
 def check_count(value, name, owner):
@@ -816,3 +816,32 @@ class GenerativeModel(keras.Model):
         _, total = tf.while_loop(lambda i, _: i < num_chunks, body,
                                  (tf.constant(0), tf.fill([batch], -np.inf)))
         return total - tf.math.log(tf.cast(num_samples, tf.float32))
+
+
+class DecoderDensity:
+    """p(x|z) from a `decoder` body and an `observation_model` (`tfvae.likelihoods`), for models
+    with one code of `latent_dim` units (VAE, IWAE, AVB): mixed in before `GenerativeModel`."""
+
+    def decoder_params(self, z):
+        """Decoder output for codes with any leading shape `[..., D]` → `[..., *param_shape]`."""
+        lead = tf.shape(z)[:-1]
+        params = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
+        param_shape = self.observation_model.param_shape(self.data_shape)
+        params = tf.reshape(params, tf.concat([lead, param_shape], axis=0))
+        return tf.ensure_shape(params, z.shape[:-1].concatenate(param_shape))
+
+    def likelihood(self, z):
+        """p(x|z) as a TFP distribution, batch shape `z.shape[:-1]`."""
+        return self.observation_model.distribution(self.decoder_params(z), len(self.data_shape))
+
+    def conditional_log_prob(self, x, z):
+        """log p(x|z) for codes with leading sample axes, `[..., B]` (the likelihood's exact formula)."""
+        return self.observation_model.log_prob(self.decoder_params(z), x, len(self.data_shape))
+
+    def observation_support(self):
+        """The observations' support (what `check_input` enforces)."""
+        return self.observation_model.support
+
+    def observation_name(self):
+        """The observation model's class name (e.g. "Bernoulli"), used in error messages."""
+        return type(self.observation_model).__name__

@@ -11,13 +11,13 @@ import keras
 import tensorflow as tf
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import GenerativeModel, check_count
+from tfvae.models.base import DecoderDensity, GenerativeModel, check_count
 
 __all__ = ["VAE", "IWAE"]
 
 
 @keras.saving.register_keras_serializable(package="tfvae")
-class VAE(GenerativeModel):
+class VAE(DecoderDensity, GenerativeModel):
     """Variational autoencoder with a Gaussian encoder and any prior and likelihood.
 
     Args:
@@ -72,27 +72,6 @@ class VAE(GenerativeModel):
         """q(z|x) = N(μ(x), diag σ²(x)), batch shape [B], event shape [D]."""
         params = tf.cast(self.encoder(x), tf.float32)  # float32 densities under mixed precision
         return distributions.diagonal_gaussian(params, self.min_posterior_scale)
-
-    def decoder_params(self, z):
-        """Decoder output for codes with any leading shape `[..., D]` → `[..., *param_shape]`."""
-        lead = tf.shape(z)[:-1]
-        params = self.decoder(tf.reshape(z, [-1, self.latent_dim]))
-        param_shape = self.observation_model.param_shape(self.data_shape)
-        params = tf.reshape(params, tf.concat([lead, param_shape], axis=0))
-        return tf.ensure_shape(params, z.shape[:-1].concatenate(param_shape))
-
-    def likelihood(self, z):
-        return self.observation_model.distribution(self.decoder_params(z), len(self.data_shape))
-
-    def conditional_log_prob(self, x, z):
-        return self.observation_model.log_prob(self.decoder_params(z), x, len(self.data_shape))
-
-    def observation_support(self):
-        return self.observation_model.support
-
-    def observation_name(self):
-        """The observation model's class name (e.g. "Bernoulli"), used in error messages."""
-        return type(self.observation_model).__name__
 
     # ----------------------------------------------------------------- tensors
     def posterior_parameters(self, x):
