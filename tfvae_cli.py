@@ -7,6 +7,7 @@
     tfvae train vqvae --dataset mnist --epochs 30 --out runs/vq --ema-decay 0.99
     tfvae train-prior runs/vq --epochs 20      # the VQ-VAE's prior over codes: then it samples
     tfvae train avb --dataset four_points --latent-dim 2 --epochs 20 --out avb --adaptive-contrast
+    tfvae train iae --dataset mnist --global-dim 10 --local-dim 100 --epochs 30 --out iae
     tfvae evaluate avb --ais --ais-steps 1000 --ais-chains 16   # AVB's log p(x) by AIS
 
 This module only wires the layers below it (datasets, models, callbacks, evaluation, export,
@@ -70,7 +71,8 @@ class ModelSpec:
     q(z|x) has no density, so its NLL comes from `tfvae evaluate DIR --ais` only. Options of
     other families (`MODEL_OPTIONS`) given on the command line are refused. `labels` is None
     (trains on images) or "partial" (trains on (image, label) pairs, all but --labelled of them
-    marked unlabelled with -1). Every model compiles with Adam(--learning-rate), which
+    marked unlabelled with -1), or "optional" (pairs only when --labelled N > 0 is given). `binarize`:
+    the default of --binarize (None: dynamic for the bernoulli likelihood, else none). Every model compiles with Adam(--learning-rate), which
     adversarial models copy for their extra optimizers.
     """
 
@@ -83,6 +85,7 @@ class ModelSpec:
     networks: Callable = None
     body_networks: tuple = NETWORKS
     nll_by_ais: bool = False
+    binarize: str = None
 
     def build(self, args, input_shape):
         import tfvae
@@ -120,7 +123,8 @@ DATA_OPTIONS = ("labelled",)
 #: Options that size a family's own networks (`ModelSpec.networks`), not constructor arguments.
 NETWORK_OPTIONS = ("filters",)
 #: Constructor arguments a family needs that have no default in its class.
-FAMILY_DEFAULTS = {"SemiSupervisedAAE": {"num_classes": 10, "style_dim": 10}}
+FAMILY_DEFAULTS = {"SemiSupervisedAAE": {"num_classes": 10, "style_dim": 10},
+                   "ImplicitAutoencoder": {"global_dim": 10, "local_dim": 100}}
 #: The options of the families built from encoder and decoder bodies (`ModelSpec.bodies`), with
 #: their defaults (the parser's are None, so that a family without bodies can refuse them).
 BODY_OPTIONS = {"latent_dim": 50, "prior": "standard_normal", "network": "mlp",
@@ -133,6 +137,8 @@ _VQ_OPTIONS = ("num_codes", "code_dim", "filters", "commitment_cost", "ema_decay
                "dead_code_restart", "likelihood")
 _AVB_OPTIONS = ("latent_dim", "likelihood", "prior", "noise_dim", "adaptive_contrast",
                 "discriminator_steps")
+_IAE_OPTIONS = ("global_dim", "local_dim", "posterior", "prior", "discriminator_steps",
+                "code_reconstruction_weight", "labelled")
 
 
 def _vq_networks(args):
@@ -169,13 +175,19 @@ MODELS = {
                      "discriminator for the KL; log p(x) by 'tfvae evaluate DIR --ais' "
                      "(Mescheder et al. 2017)", "AVB", _AVB_OPTIONS, body_networks=("mlp",),
                      nll_by_ais=True),
+    "iae": ModelSpec("implicit autoencoder: a global code, an implicit decoder with local noise "
+                     "and adversarial reconstruction on (x, z) pairs; --prior categorical "
+                     "clusters, and with --labelled N classifies (Makhzani 2018)",
+                     "ImplicitAutoencoder", _IAE_OPTIONS, labels="optional", bodies=False,
+                     sized_by="--global-dim and --local-dim", binarize="none"),
 }
 
 #: Options that only some families take: given for another family, they are refused.
 MODEL_OPTIONS = ("beta", "num_samples", "posterior", "kl_warmup", "num_classes", "style_dim",
                  "labelled", "latent_dims", "hidden_units", "batch_norm", "num_codes", "code_dim",
                  "filters", "commitment_cost", "ema_decay", "dead_code_restart", "noise_dim",
-                 "adaptive_contrast", "discriminator_steps")
+                 "adaptive_contrast", "discriminator_steps", "global_dim", "local_dim",
+                 "code_reconstruction_weight")
 
 
 def _option(name, value=None):
@@ -201,7 +213,7 @@ def _check_model_options(spec, args):
                              f"({spec.description})")
     if not spec.bodies:
         for name in BODY_OPTIONS:
-            if getattr(args, name, None) is not None:
+            if getattr(args, name, None) is not None and name not in spec.options:
                 raise UsageError(f"{_option(name)} does not apply to {args.model} "
                                  f"({spec.description}): it is sized by {spec.sized_by}")
     elif getattr(args, "network", None) not in (None,) + spec.body_networks:
@@ -357,19 +369,22 @@ def build_parser():
     model.add_argument("--style-dim", type=_positive_int, default=None, metavar="D",
                        help="ssaae: size of the style code (default: 10)")
     model.add_argument("--labelled", type=_non_negative_int, default=None, metavar="N",
-                       help="ssaae: training examples that keep their label, the same number per "
-                            "class; the others are unlabelled; 0 trains without labels "
-                            "(unsupervised clustering) (default: 100)")
+                       help="ssaae, iae (with --prior categorical): training examples that keep "
+                            "their label, the same number per class; the others are unlabelled; "
+                            "0 trains without labels (unsupervised clustering) (default: 100 for "
+                            "ssaae, 0 for iae)")
     model.add_argument("--posterior", choices=("deterministic", "gaussian", "universal"),
                        default=None,
-                       help="q(z|x) of the aae: deterministic, gaussian (reparameterized) or "
-                            "universal (noise as an extra encoder input) (default: deterministic)")
+                       help="q(z|x) of the aae and iae: deterministic, gaussian (reparameterized) "
+                            "or, aae only, universal (noise as an extra encoder input) (default: "
+                            "deterministic)")
     model.add_argument("--likelihood", choices=LIKELIHOODS, default="bernoulli",
                        help="decoder observation model (default: %(default)s)")
     model.add_argument("--prior", default=None, metavar="NAME",
                        help="latent prior from tfvae.distributions, e.g. standard_normal, "
                             "mixture_of_gaussians, learnable_gaussian, learnable_mixture; the "
-                            "aae also takes swiss_roll (2-D) (default: standard_normal)")
+                            "aae also takes swiss_roll (2-D), the iae categorical (clusters) "
+                            "(default: standard_normal)")
     model.add_argument("--network", choices=NETWORKS, default=None,
                        help="encoder and decoder bodies; conv uses the last --hidden value as its "
                             "dense layer (default: mlp)")
@@ -411,8 +426,18 @@ def build_parser():
                             "tells q(z|x) from a Gaussian with q's own mean and variance instead "
                             "of from the prior, a much smaller KL to estimate (default: off)")
     model.add_argument("--discriminator-steps", type=_positive_int, default=None, metavar="N",
-                       help="avb: updates of the discriminator per train step, before the "
-                            "encoder and decoder's one (default: 1)")
+                       help="avb, iae: updates of the discriminator (iae: of the (x, z) "
+                            "pairs) per train step, before the encoder and decoder's one "
+                            "(default: 1)")
+    model.add_argument("--global-dim", type=_positive_int, default=None, metavar="D",
+                       help="iae: size of the global code z; with --prior categorical, the "
+                            "number of clusters (default: 10)")
+    model.add_argument("--local-dim", type=_non_negative_int, default=None, metavar="N",
+                       help="iae: size of the decoder's local noise; 0 gives deterministic "
+                            "reconstructions (default: 100)")
+    model.add_argument("--code-reconstruction-weight", type=_non_negative_float, default=None,
+                       metavar="W", help="iae: weight of the cycle term that asks the encoder "
+                                         "to read z back from g(z, n) (default: the model's)")
     fit = train.add_argument_group("training")
     fit.add_argument("--epochs", type=_positive_int, required=True, metavar="N",
                      help="number of epochs (required)")
@@ -919,13 +944,17 @@ def cmd_train(args):
     out = Path(args.out)
     is_chief, task = _worker_role(strategy)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    binarize = args.binarize or ("dynamic" if args.likelihood == "bernoulli" else "none")
+    binarize = args.binarize or MODELS[args.model].binarize or (
+        "dynamic" if args.likelihood == "bernoulli" else "none")
     eval_binarize = None if binarize == "none" else "static"  # fixed draws for val and test
 
     _check_dataset(args.dataset)
     spec = MODELS[args.model]
     if spec.labels == "partial" and args.labelled is None:
         args.labelled = 100
+    if spec.labels == "optional" and args.labelled and args.prior != "categorical":
+        raise UsageError(f"--labelled {args.labelled} trains the classes of a categorical code: "
+                         f"{args.model} needs --prior categorical for it")
     try:
         num_train, num_validation = datasets.num_examples(args.dataset, args.train_split), 0
         if args.validation_split is None:
@@ -939,7 +968,7 @@ def cmd_train(args):
                                  "must learn all of: use --validation-fraction 0 or "
                                  "--validation-split test (the same four images)")
         labels = {}  # semi-supervised families: (image, label) pairs, -1 for unlabelled
-        if spec.labels == "partial" and args.labelled:
+        if spec.labels in ("partial", "optional") and args.labelled:
             labels = dict(with_labels=True)
         train_ds = datasets.load(args.dataset, args.train_split, batch_size=args.batch_size,
                                  binarize=_binarize_arg(binarize), seed=args.seed,

@@ -33,7 +33,8 @@ TRAIN_OPTIONS = ["--dataset", "--epochs", "--out", "--batch-size", "--latent-dim
                  "--latent-dims", "--hidden-units", "--batch-norm", "--no-batch-norm",
                  "--num-codes", "--code-dim", "--filters", "--commitment-cost", "--ema-decay",
                  "--dead-code-restart", "--noise-dim", "--adaptive-contrast",
-                 "--discriminator-steps"]
+                 "--discriminator-steps", "--global-dim", "--local-dim",
+                 "--code-reconstruction-weight"]
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 
 
@@ -554,9 +555,15 @@ def test_hierarchical_options_reach_the_model(tmp_path, model, options, config):
     ("avb", ["--beta", "2"]), ("avb", ["--kl-warmup", "2"]), ("avb", ["--num-samples", "2"]),
     ("avb", ["--posterior", "universal"]), ("avb", ["--latent-dims", "4,2"]),
     ("avb", ["--num-codes", "8"]),
+    # the IAE's options, refused by the other families, and theirs by the IAE
+    ("vae", ["--global-dim", "4"]), ("avb", ["--local-dim", "3"]),
+    ("aae", ["--code-reconstruction-weight", "1"]),
+    ("iae", ["--latent-dim", "4"]), ("iae", ["--hidden", "32"]), ("iae", ["--beta", "2"]),
+    ("iae", ["--noise-dim", "3"]), ("iae", ["--num-classes", "3"]),
 ])
 def test_options_of_other_families_exit_2(tmp_path, model, option):
-    sizes = {"ladder": HIERARCHICAL_TINY, "hvae": HIERARCHICAL_TINY, "vqvae": VQ_TINY}.get(model, TINY)
+    sizes = {"ladder": HIERARCHICAL_TINY, "hvae": HIERARCHICAL_TINY, "vqvae": VQ_TINY,
+             "iae": IAE_TINY}.get(model, TINY)
     code, _, err = run_main(["train", model, "--epochs", "1", "--out", tmp_path / "run"]
                             + sizes + option)
     assert_one_error_line(err, code, 2, f"{option[0]} does not apply to {model}")
@@ -787,3 +794,53 @@ def test_evaluate_ais_next_to_importance_sampling_for_a_vae(run):
     assert math.isfinite(result["nll"]) and math.isfinite(ais["nll"]) and ais["nll"] > 0
     assert ais["num_examples"] == result["num_examples"] == 6  # default: every evaluated one
     assert f"{result['nll']:.3f} nats" in stdout and f"{ais['nll']:.3f} nats" in stdout
+
+
+# --------------------------------------------------------------------------- iae
+#: The IAE's tiny run: a code of 10 units (the digits' classes, when categorical), 2 units of
+#: local noise, the default conv networks on the sample's images in batches of 250.
+IAE_TINY = ["--dataset", "sample", "--global-dim", "10", "--local-dim", "2", "--batch-size", "250",
+            "--validation-split", "none", "--eval-examples", "20", "--verbose", "0"]
+
+
+def test_iae_trains_semi_supervised_with_its_options(tmp_path):
+    """train iae: its options reach the model, --labelled N trains the labelled phase of a
+    categorical code on grey levels (no binarization by default), and the run has no NLL."""
+    import keras
+
+    import tfvae
+
+    out = tmp_path / "run"
+    code, stdout, stderr = run_main(["train", "iae", "--epochs", "1", "--out", out,
+                                     "--prior", "categorical", "--labelled", "20",
+                                     "--discriminator-steps", "2",
+                                     "--code-reconstruction-weight", "0.5"] + IAE_TINY)
+    assert code == 0, stderr
+    metrics = _metrics(out)
+    assert metrics["model"] == "iae" and metrics["nll"] is None
+    assert metrics["args"]["binarize"] == "none"
+    config = metrics["config"]
+    assert {key: config[key] for key in ("global_dim", "local_dim", "discriminator_steps",
+                                         "code_reconstruction_weight")} == {
+        "global_dim": 10, "local_dim": 2, "discriminator_steps": 2, "code_reconstruction_weight": 0.5}
+    assert {"reconstruction_discriminator_loss", "regularization_discriminator_loss",
+            "code_reconstruction", "classification_error"} <= set(metrics["history"])
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert isinstance(model, tfvae.ImplicitAutoencoder) and model.categorical
+    assert (model.global_dim, model.local_dim) == (10, 2)
+    # the labelled phase ran in the steps whose batch held some of the 20 labelled images
+    steps = model.optimizer.iterations.numpy()
+    assert 0 < model.get_optimizer("classifier_optimizer").iterations.numpy() <= steps
+
+
+def test_iae_labels_need_a_categorical_code(tmp_path):
+    code, _, err = run_main(["train", "iae", "--epochs", "1", "--out", tmp_path / "run",
+                             "--labelled", "10"] + IAE_TINY)
+    assert_one_error_line(err, code, 2, "--labelled 10", "--prior categorical")
+    assert not (tmp_path / "run").exists()
+
+
+def test_iae_refuses_a_posterior_it_does_not_have(tmp_path):
+    code, _, err = run_main(["train", "iae", "--epochs", "1", "--out", tmp_path / "run",
+                             "--posterior", "universal"] + IAE_TINY)
+    assert_one_error_line(err, code, 2, "cannot build iae", "posterior")

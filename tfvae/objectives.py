@@ -106,6 +106,38 @@ def generator_loss(fake_logits):
     return tf.nn.softplus(-tf.convert_to_tensor(fake_logits))
 
 
+def discriminator_accuracy(real_logits, fake_logits):
+    """The fraction of a (real, fake) pair a discriminator classifies right, per pair: `[B]` in
+    {0, 0.5, 1}. A logit above 0 says real; 0.5 at the equilibrium, near 1 when D wins."""
+    real_logits = tf.convert_to_tensor(real_logits)
+    fake_logits = tf.convert_to_tensor(fake_logits, real_logits.dtype)
+    return 0.5 * (tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32))
+
+
+def code_reconstruction_loss(codes, recovered, categorical=False):
+    """How far the encoder's reading of a decoded image is from the code it was decoded from,
+    per example `[B]` (the implicit autoencoder's optional cycle term).
+
+    Continuous codes: ½‖ẑ − z‖² summed over the code. Categorical codes (z a probability
+    vector, `recovered` the encoder's logits): the cross-entropy −Σ_k z_k log softmax(ẑ)_k,
+    InfoGAN's bound on the mutual information between the class and the image (Chen et al.
+    2016, Eq. 4) up to H(z). codes, recovered: `[B, K]`.
+    """
+    codes = tf.convert_to_tensor(codes)
+    recovered = tf.convert_to_tensor(recovered, codes.dtype)
+    if categorical:
+        return -tf.reduce_sum(codes * tf.nn.log_softmax(recovered, axis=-1), axis=-1)
+    return 0.5 * tf.reduce_sum(tf.square(recovered - codes), axis=-1)
+
+
+def squared_error(x, x_hat, event_ndims):
+    """Σ (x − x̂)² over the last `event_ndims` axes, per example `[B]`: the implicit
+    autoencoder's optional anchor of the decoder at its noise's mean, g(z, 0), to the input."""
+    x = tf.convert_to_tensor(x)
+    error = tf.square(tf.convert_to_tensor(x_hat, x.dtype) - x)
+    return tf.reduce_sum(error, axis=list(range(-event_ndims, 0))) if event_ndims else error
+
+
 def categorical_cross_entropy(labels, logits, mask=None):
     """-log softmax(logits)[label] per example, 0 where `mask` is False.
 

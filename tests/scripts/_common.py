@@ -57,6 +57,10 @@ FAMILIES = {
     # adaptive contrast: its moments come from 4 draws of the black-box posterior per example,
     # so the shared tests see the contrast's draws seeded, resumed and mirrored too
     "AVB": {"adaptive_contrast": True, "contrast_samples": 4},
+    # local noise and a Gaussian posterior: reconstruct(x, seed) and decode(z, seed) draw, and
+    # its four optimizers (the two discriminators' and the autoencoder's, and the classifier's
+    # of a categorical code, see test_iae) are saved, resumed and mirrored
+    "ImplicitAutoencoder": {"local_dim": 3, "posterior": "gaussian"},
 }
 
 #: Families whose `reconstruct(x, seed)` is deterministic whatever their configuration: the
@@ -110,10 +114,23 @@ def _with_discriminator(name, latent_dim, hidden, activation):
             "discriminator": tfvae.networks.mlp([hidden], **options)}
 
 
+def _implicit(name, latent_dim, hidden, activation):
+    """A global code of `latent_dim` units, and an encoder, a decoder and two discriminators
+    (on (x, z) pairs and on z) of one hidden layer of `hidden` units each."""
+    import tfvae
+
+    options = {} if activation is None else {"activation": activation}
+    return {"global_dim": latent_dim,
+            **{role: tfvae.networks.mlp([hidden], **options)
+               for role in ("encoder", "decoder", "reconstruction_discriminator",
+                            "regularization_discriminator")}}
+
+
 #: How `architecture_kwargs` sizes a family that is not built from encoder and decoder bodies:
 #: class name -> builder(name, latent_dim, hidden, activation) -> constructor arguments.
 ARCHITECTURES = {"LadderVAE": _hierarchical, "HierarchicalVAE": _hierarchical,
-                 "VQVAE": _vector_quantized, "AVB": _with_discriminator}
+                 "VQVAE": _vector_quantized, "AVB": _with_discriminator,
+                 "ImplicitAutoencoder": _implicit}
 
 
 def architecture_kwargs(cls, latent_dim=4, hidden=16, activation=None):

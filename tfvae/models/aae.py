@@ -31,7 +31,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import GenerativeModel, TrainingPhase
+from tfvae.models.base import (GenerativeModel, TrainingPhase, discriminator_terms, labelled_count,
+                               noisy_discriminator_logits)
 
 tfd = tfp.distributions
 
@@ -47,14 +48,6 @@ _NO_DENSITY = (
     "prior without a bound on log p(x), so there is nothing to evaluate. Estimate log p(x) from "
     "samples instead, as the paper does (Sec. 3): tfvae.evaluation.parzen_log_likelihood("
     "model.sample(10000, seed=0), x_test, validation=x_validation).")
-
-
-def _discriminator_terms(real_logits, fake_logits):
-    """(loss, accuracy), `[B]` each, of a discriminator phase: the cross-entropy of prior samples
-    (label 1) against codes (label 0), and the fraction of the pair D classifies right."""
-    loss = objectives.discriminator_loss(real_logits, fake_logits)
-    accuracy = 0.5 * (tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32))
-    return loss, accuracy
 
 
 class _AdversarialAutoencoderBase(GenerativeModel):
@@ -78,16 +71,10 @@ class _AdversarialAutoencoderBase(GenerativeModel):
 
     # ----------------------------------------------------------------- networks
     def discriminator_logits(self, network, codes, seed=None, training=False, condition=None):
-        """A discriminator's logits `[B]` for codes `[B, d]`. With `training` and a `seed`,
-        Gaussian noise of std `discriminator_noise` is added to the codes (not to `condition`,
-        an extra input such as a label one-hot, concatenated after it)."""
-        codes = tf.cast(codes, tf.float32)
-        if training and seed is not None and self.discriminator_noise > 0:
-            codes = codes + self.discriminator_noise * tf.random.stateless_normal(tf.shape(codes), seed)
-        if condition is not None:
-            codes = tf.concat([codes, tf.cast(condition, codes.dtype)], axis=-1)
-        logits = network(codes, training=training)
-        return tf.reshape(tf.cast(logits, tf.float32), [-1])
+        """A discriminator's logits `[B]` for codes `[B, d]`, with noise of std
+        `discriminator_noise` on the codes in training (see `noisy_discriminator_logits`)."""
+        return noisy_discriminator_logits(network, codes, self.discriminator_noise, seed, training,
+                                          condition)
 
     def decoder_output(self, inputs, training=False):
         """The decoder on inputs `[..., d]` → the likelihood's parameters `[..., *param_shape]`."""
@@ -464,7 +451,7 @@ class AdversarialAutoencoder(_AdversarialAutoencoderBase):
         real = self.prior_samples(tf.shape(fake)[0], y, prior_seed)
         labels = None if y is None else tf.concat([y, y], axis=0)
         logits = self.discriminate(tf.concat([real, fake], axis=0), labels, noise_seed, training)
-        loss, accuracy = _discriminator_terms(*tf.split(logits, 2))
+        loss, accuracy = discriminator_terms(*tf.split(logits, 2))
         return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
 
     def generator_losses(self, x, y=None, seed=None, training=False):
@@ -612,7 +599,6 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
                     "category_discriminator_loss", "style_discriminator_accuracy",
                     "category_discriminator_accuracy", "generator_loss", "classification_loss",
                     "classification_error")
-    #: The labelled phase's metrics, left out of a step's logs when its data has no labels.
     label_metric_names = ("classification_loss", "classification_error")
     nested_config_keys = ("encoder", "decoder", "style_discriminator", "category_discriminator",
                           "likelihood")
@@ -794,12 +780,7 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
                           regularization=False, count_fn=self.labelled_count),
         ]
 
-    @staticmethod
-    def labelled_count(x, y):
-        """The labelled examples of a batch (y >= 0); a Python 0 without labels."""
-        if y is None:
-            return 0
-        return tf.reduce_sum(tf.cast(y >= 0, tf.int32))
+    labelled_count = staticmethod(labelled_count)
 
     def reconstruction_losses(self, x, y=None, seed=None, training=False):
         """-log p(x | softmax(y), z), summed over the pixels, `[B]`."""
@@ -817,10 +798,10 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
         batch = tf.shape(z)[0]
         real_y = tf.cast(self.category_prior.sample(batch, seed=class_seed), tf.float32)
         real_z = tf.cast(self.style_prior.sample(batch, seed=style_seed), tf.float32)
-        category_loss, category_accuracy = _discriminator_terms(*tf.split(self.discriminator_logits(
+        category_loss, category_accuracy = discriminator_terms(*tf.split(self.discriminator_logits(
             self.category_discriminator, tf.concat([real_y, probabilities], 0), class_noise,
             training), 2))
-        style_loss, style_accuracy = _discriminator_terms(*tf.split(self.discriminator_logits(
+        style_loss, style_accuracy = discriminator_terms(*tf.split(self.discriminator_logits(
             self.style_discriminator, tf.concat([real_z, z], 0), style_noise, training), 2))
         return category_loss + style_loss, {
             "category_discriminator_loss": category_loss, "style_discriminator_loss": style_loss,
@@ -848,19 +829,6 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
         weight = tf.cast(labelled, tf.float32)
         wrong = tf.cast(tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
         return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
-
-    def train_step(self, data):
-        """`GenerativeModel.train_step`, without the labelled phase's metrics when `data` has no labels."""
-        return self._without_label_metrics(super().train_step(data), data)
-
-    def test_step(self, data):
-        """`GenerativeModel.test_step`, without the labelled phase's metrics when `data` has no labels."""
-        return self._without_label_metrics(super().test_step(data), data)
-
-    def _without_label_metrics(self, results, data):
-        if keras.utils.unpack_x_y_sample_weight(data)[1] is None:
-            results = {k: v for k, v in results.items() if k not in self.label_metric_names}
-        return results
 
     # ----------------------------------------------------------------- export
     def serving_endpoints(self):

@@ -35,7 +35,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import DecoderDensity, GenerativeModel, TrainingPhase, check_count
+from tfvae.models.base import (DecoderDensity, GenerativeModel, TrainingPhase, check_count,
+                               discriminator_terms)
 
 tfd = tfp.distributions
 
@@ -51,14 +52,6 @@ def _standard_normal(dim):
     """N(0, I) over `dim` units: the neural sampler's reference for z."""
     zeros = tf.zeros([dim])
     return tfd.Independent(tfd.Normal(zeros, 1.0), reinterpreted_batch_ndims=1)
-
-
-def _discriminator_terms(real_logits, fake_logits):
-    """(loss, accuracy) `[B]`: T's cross-entropy of q-samples (label 1) against reference
-    samples (label 0), `objectives.discriminator_loss`, and the fraction it classifies right."""
-    loss = objectives.discriminator_loss(real_logits, fake_logits)
-    accuracy = 0.5 * (tf.cast(real_logits > 0, tf.float32) + tf.cast(fake_logits < 0, tf.float32))
-    return loss, accuracy
 
 
 class _AdversarialVariationalBase(GenerativeModel):
@@ -164,7 +157,7 @@ class _AdversarialVariationalBase(GenerativeModel):
             fake = self.reference.sample([1, batch], seed=reference_seed)
         context = self.context(x)
         logits = self.discriminate(context, tf.concat([real, fake], axis=0), training)
-        loss, accuracy = _discriminator_terms(logits[0], logits[1])
+        loss, accuracy = discriminator_terms(logits[0], logits[1])
         return loss, {"discriminator_loss": loss, "discriminator_accuracy": accuracy}
 
     def compute_losses(self, x, y=None, seed=None, training=False):

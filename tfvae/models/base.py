@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tfvae import distributions, objectives, optimizers
 
-__all__ = ["GenerativeModel", "TrainingPhase", "DecoderDensity", "check_count", "log_likelihood_progbar"]
+__all__ = ["GenerativeModel", "TrainingPhase", "DecoderDensity", "check_count", "log_likelihood_progbar",
+           "discriminator_terms", "noisy_discriminator_logits", "labelled_count"]
 
 
 def check_count(value, name, owner):
@@ -98,6 +99,36 @@ class FirstNonFiniteStep(keras.metrics.Metric):
 _SKIPPED = object()
 
 
+def discriminator_terms(real_logits, fake_logits):
+    """(loss, accuracy) `[B]` each of a discriminator phase of any adversarial family: the
+    cross-entropy of its real side (label 1) against its fake side (label 0),
+    `objectives.discriminator_loss`, and `objectives.discriminator_accuracy`."""
+    return (objectives.discriminator_loss(real_logits, fake_logits),
+            objectives.discriminator_accuracy(real_logits, fake_logits))
+
+
+def noisy_discriminator_logits(network, inputs, noise, seed=None, training=False, condition=None):
+    """A discriminator's logits `[B]` for inputs `[B, ...]`. In training with a `seed`, Gaussian
+    noise of std `noise` is added to the inputs first (instance noise: the two sides' supports
+    overlap, so D cannot win outright), not to `condition`, an extra input (a label one-hot)
+    concatenated after them on the last axis."""
+    inputs = tf.cast(inputs, tf.float32)
+    if training and seed is not None and noise > 0:
+        inputs = inputs + noise * tf.random.stateless_normal(tf.shape(inputs), seed)
+    if condition is not None:
+        inputs = tf.concat([inputs, tf.cast(condition, inputs.dtype)], axis=-1)
+    logits = network(inputs, training=training)
+    return tf.reshape(tf.cast(logits, tf.float32), [-1])
+
+
+def labelled_count(x, y):
+    """The labelled examples of a batch (y >= 0), a labelled phase's `count_fn`; a Python 0
+    without labels (the phase drops out of the traced step)."""
+    if y is None:
+        return 0
+    return tf.reduce_sum(tf.cast(y >= 0, tf.int32))
+
+
 def _is_static_zero(count):
     """Whether a phase's count is a Python (or numpy) 0, known while tracing."""
     return isinstance(count, (int, np.integer)) and not isinstance(count, bool) and int(count) == 0
@@ -149,6 +180,8 @@ class GenerativeModel(keras.Model):
     metric_names = ("loss",)
     #: Whether `posterior(x)` and `likelihood(z)` have densities (enables `log_likelihood`).
     has_density = True
+    #: Metrics of a labelled phase, left out of a step's logs when its data has no labels.
+    label_metric_names = ()
 
     def __init__(self, input_shape, *, seed=None, validate_inputs=True, **kwargs):
         super().__init__(**kwargs)
@@ -396,7 +429,7 @@ class GenerativeModel(keras.Model):
             else:
                 self.apply_gradients_if(count > 0, optimizer, gradients, phase.variables)
             self.update_trackers(logs)
-        return self.tracker_results()
+        return self.tracker_results(with_labels=y is not None)
 
     def test_step(self, data):
         """One step of `evaluate()`: each phase's losses without updates; returns the trackers' results."""
@@ -408,7 +441,7 @@ class GenerativeModel(keras.Model):
             _, logs = phase.loss_fn(x, y, seed=tf.random.experimental.stateless_fold_in(seed, index),
                                     training=False)
             self.update_trackers(logs)
-        return self.tracker_results()
+        return self.tracker_results(with_labels=y is not None)
 
     def phase_count(self, phase, x, y):
         """How many examples `phase` learns from this step: None for all of them (no
@@ -447,13 +480,15 @@ class GenerativeModel(keras.Model):
         for variable, old in zip(state, before):
             variable.assign(tf.where(active, variable.value, old))
 
-    def tracker_results(self):
-        """{name: result} of every tracker, as `train_step` and `test_step` return it.
+    def tracker_results(self, with_labels=True):
+        """{name: result} of every tracker, as `train_step` and `test_step` return it; without
+        `label_metric_names` for a step whose data has no labels (`with_labels=False`).
 
         Under MultiWorkerMirroredStrategy Keras 3.15 cannot reduce scalar logs across workers
         (tensorflow#72388, keras#20585), so there each result is returned with shape [1].
         """
-        results = {m.name: m.result() for m in self.trackers.values()}
+        results = {m.name: m.result() for m in self.trackers.values()
+                   if with_labels or m.name not in self.label_metric_names}
         for metric in self.logged_metrics():
             results.update(metric.result())
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
