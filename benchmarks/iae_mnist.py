@@ -45,6 +45,7 @@ from aae_mnist import (claim, kmeans, kmeans_assign, labelled_subset, load_data,
 
 SECTION = "Implicit autoencoders on MNIST (benchmarks/iae_mnist.py)"
 RESULTS = ROOT / "docs" / "iae_mnist_results.json"
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
 #: The paper's MNIST figures (Makhzani 2018, Sec. 3).
 PAPER = {"clustering_error_30": 0.0973, "semi_supervised_error": 0.0140,
          "aae_semi_supervised_error": 0.0190}
@@ -232,16 +233,22 @@ def budget(s):
             f"discriminator_noise {defaults['discriminator_noise']})")
 
 
+def part_header(part):
+    s = part["settings"]
+    return (f"*{part.get('seconds', 0) / 60:.1f} min"
+            + (", SMOKE MODE: tiny sizes, not results" if s["smoke"] else "")
+            + f"; budget: {budget(s)}.*")
+
+
 def section(results):
     s = results["settings"]
-    md = [f"*Run {results['date']} (`python3 benchmarks/iae_mnist.py"
-          + "".join(" " + a for a in results["argv"]) + f"`), {results['total_s'] / 60:.1f} min"
-          + (", SMOKE MODE: tiny sizes, not results" if s["smoke"] else "")
-          + f"; budget: {budget(s)}.*", ""]
+    md = [f"## {SECTION}", "", f"*Last run {results['date']}: `python3 benchmarks/iae_mnist.py"
+          + "".join(" " + a for a in results["argv"]) + "`; each part's budget below.*", ""]
     parts = results["parts"]
     if "a" in parts:
         a = parts["a"]
-        md += ["### (a) Global code against local noise", "",
+        s = a["settings"]
+        md += ["### (a) Global code against local noise", "", part_header(a), "",
                f"Accuracy of a small CNN (test accuracy {a['classifier_accuracy']:.3f} on the real "
                f"images) on the reconstructions of {s['reconstruction_examples']} test images, and "
                f"their pixel-wise standard deviation across {s['seeds']} seeds.", "",
@@ -253,14 +260,14 @@ def section(results):
         md += [f"![{r['label']}]({Path(r['figure']).name if s['smoke'] else r['figure'].replace('docs/', '')})"
                for r in a["rows"]] + [""]
     if "b" in parts:
-        md += ["### (b) Unsupervised clustering", "",
+        md += ["### (b) Unsupervised clustering", "", part_header(parts["b"]), "",
                table(["clusters", "used", "IAE test error", "k-means on pixels"],
                      [[r["clusters"], r["clusters_used"], f"**{pct(r['test_error'])}**",
                        pct(r["kmeans_test_error"])] for r in parts["b"]["rows"]]), "",
                f"Paper: {pct(PAPER['clustering_error_30'])} with 30 clusters (60k images).", ""]
     if "c" in parts:
         c = parts["c"]
-        md += ["### (c) Semi-supervised classification", "",
+        md += ["### (c) Semi-supervised classification", "", part_header(c), "",
                table(["model", "test error", "seconds"],
                      [["ImplicitAutoencoder (categorical code, 100-D noise)",
                        f"**{pct(c['iae']['test_error'])}**", f"{c['iae']['seconds']:.0f}"],
@@ -278,7 +285,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS))
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--out", default=None, help="output directory (default: docs/, or /tmp/iae_smoke with --smoke)")
     args = parser.parse_args(argv)
@@ -292,11 +299,14 @@ def main(argv=None):
     start = time.perf_counter()
     data = load_data(args.data, s)
     parts = dict(previous.get("parts", {})) if not args.smoke else {}
+    for part in parts.values():  # each part keeps the settings (budget) it was run with
+        part.setdefault("settings", previous.get("settings"))
     for letter in args.parts:
         print(f"part {letter}", flush=True)
         part_start = time.perf_counter()
         parts[letter] = PARTS[letter](data, s, out_dir)
-        parts[letter]["seconds"] = time.perf_counter() - part_start
+        parts[letter].update(seconds=time.perf_counter() - part_start, settings=s,
+                             date=datetime.date.today().isoformat())
     results = {"date": datetime.date.today().isoformat(), "argv": list(argv or sys.argv[1:]),
                "settings": s, "parts": parts, "total_s": time.perf_counter() - start,
                "machine": f"{os.cpu_count()} cores"}

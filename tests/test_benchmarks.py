@@ -337,3 +337,35 @@ def test_avb_mnist_benchmark_smoke(tmp_path):
     md = (tmp_path / "results.md").read_text()
     assert md.startswith(f"## {avb_mnist.SECTION_TITLE}") and "SMOKE MODE" in md
     assert "### Claims" in md and "(T estimate)" in md
+
+
+@pytest.mark.slow
+def test_iae_mnist_benchmark_smoke(tmp_path):
+    """iae_mnist.py end to end on real MNIST at smoke sizes (the three settings of part a, one
+    clustering, the semi-supervised IAE and SemiSupervisedAAE), its JSON, figures and section."""
+    import json
+    import subprocess
+
+    import iae_mnist  # benchmarks/ is on sys.path (above)
+
+    if not (iae_mnist.DEFAULT_DATA / "train5k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found in {iae_mnist.DEFAULT_DATA} (../shared/data beside the repo)")
+    proc = subprocess.run([sys.executable, str(Path(iae_mnist.__file__)), "--smoke", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "iae_mnist_results.json").read_text())
+    parts = results["parts"]
+    assert sorted(parts) == ["a", "b", "c"] and results["settings"]["smoke"]
+    rows = parts["a"]["rows"]
+    assert [(r["global_dim"], r["local_dim"] > 0) for r in rows] == [(20, False), (10, True), (5, True)]
+    for r in rows:
+        assert 0 <= r["accuracy"] <= 1 and r["pixel_std"] >= 0 and r["squared_error"] > 0
+        assert (tmp_path / "figures" / Path(r["figure"]).name).stat().st_size > 500
+    assert rows[0]["pixel_std"] == 0.0  # no local noise, a deterministic code: one reconstruction
+    assert len(parts["a"]["claims"]) == 4
+    for r in parts["b"]["rows"]:
+        assert 0 <= r["test_error"] <= 1 and 1 <= r["clusters_used"] <= r["clusters"]
+    for model in ("iae", "ssaae"):
+        assert 0 <= parts["c"][model]["test_error"] <= 1
+    md = (tmp_path / "results.md").read_text()
+    assert f"## {iae_mnist.SECTION}" in md and "SMOKE MODE" in md

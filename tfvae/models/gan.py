@@ -30,6 +30,10 @@ _NO_DENSITY = (
     "tfvae.evaluation.parzen_log_likelihood(model.sample(10000, seed=0), x_test).")
 
 
+_NO_ENCODER = ("GAN has no encoder: it maps noise to data only (see tfvae.ImplicitAutoencoder "
+               "for a GAN with one).")
+
+
 def gan_optimizer():
     """The adversarial families' default optimizer: Adam(2e-4, β1 = 0.5), the DCGAN setting
     (Radford et al. 2016, Sec. 4)."""
@@ -211,11 +215,10 @@ class GAN(ImplicitGenerator, GenerativeModel):
         return self.generate(self.generator, self.check_codes(z, self.noise_dim))
 
     def encode(self, x):
-        raise NotImplementedError("GAN has no encoder: it maps noise to data only (see "
-                                  "tfvae.ImplicitAutoencoder for a GAN with one).")
+        raise NotImplementedError(_NO_ENCODER)
 
     def reconstruct(self, x, seed=None):
-        self.encode(x)
+        raise NotImplementedError(_NO_ENCODER)
 
     def prior(self):
         raise NotImplementedError("GAN's noise is N(0, I) over noise_dim units; draw from it "

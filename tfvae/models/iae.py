@@ -25,6 +25,7 @@ for a categorical code given labels, the labelled phase of the semi-supervised A
 on the labelled examples, y = -1 unlabelled).
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvae import distributions, objectives
@@ -125,10 +126,11 @@ class ImplicitAutoencoder(ImplicitGenerator, GenerativeModel):
         name = type(self).__name__
         self.init_generator(output_activation, discriminator_noise)
         self.global_dim = check_count(global_dim, "global_dim", name)
-        if isinstance(local_dim, bool) or not isinstance(local_dim, int) or local_dim < 0:
+        if (isinstance(local_dim, bool) or not isinstance(local_dim, (int, np.integer))
+                or local_dim < 0):
             raise ValueError(f"{name}: expected local_dim as an integer >= 0 (0: deterministic "
                              f"reconstructions); got {local_dim!r}.")
-        self.local_dim = local_dim
+        self.local_dim = int(local_dim)
         self.discriminator_steps = check_count(discriminator_steps, "discriminator_steps", name)
         if posterior not in POSTERIORS:
             raise ValueError(f"{name}: expected posterior as one of {POSTERIORS}; got {posterior!r}.")
