@@ -207,6 +207,8 @@ class ImplicitAutoencoder(ImplicitGenerator, GenerativeModel):
 
     # ----------------------------------------------------------------- the two paths
     def encoder_outputs(self, x, training=False):
+        """The encoder's raw outputs `[B, global_dim]` (`[B, 2·global_dim]` for the Gaussian q:
+        its means, then the pre-softplus scales; logits for a categorical code)."""
         return tf.cast(self.encoder(x, training=training), tf.float32)
 
     def codes(self, x, seed=None, training=False):
