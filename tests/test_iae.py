@@ -674,6 +674,30 @@ def test_gan_export_sample_and_decode(tmp_path):
     assert not np.allclose(other, served)
 
 
+def test_categorical_export_classifies_clusters_and_decodes_with_a_seed(data, tmp_path):
+    """A categorical IAE's SavedModel: `classify` and `cluster` as the model's, and `decode(z,
+    seed)` the model's decode with that seed (the local noise drawn from it)."""
+    x, _, _ = data
+    model = tiny(global_dim=2, local_dim=3, prior="categorical")
+    signatures = tf.saved_model.load(str(model.export(tmp_path / "saved"))).signatures
+    assert {"encode", "decode", "reconstruct", "sample", "classify", "cluster"} <= set(signatures)
+    assert "log_likelihood" not in signatures
+    probabilities = np.asarray(model.classify(x))
+    tolerance = float32_tolerance(mlp_partial_sums(model.encoder, x.reshape(len(x), -1)), ops=16)
+    np.testing.assert_allclose(signatures["classify"](x=tf.constant(x))["probabilities"],
+                               probabilities, rtol=0, atol=tolerance)
+    clear = np.abs(probabilities[:, 0] - probabilities[:, 1]) > 10 * tolerance  # no near-ties
+    np.testing.assert_array_equal(signatures["cluster"](x=tf.constant(x))["cluster"][clear],
+                                  np.asarray(model.cluster(x))[clear])
+    z = np.eye(2, dtype="float32")[[0, 1, 1]]
+    served = signatures["decode"](z=tf.constant(z), seed=tf.constant([4, 5]))["x"]
+    inputs = np.concatenate([z, np.asarray(tf.random.stateless_normal([3, 3], [4, 5]))], 1)
+    np.testing.assert_allclose(served, model.decode(z, seed=(4, 5)), rtol=0, atol=float32_tolerance(
+        mlp_partial_sums(model.decoder, inputs), ops=16))
+    other = signatures["decode"](z=tf.constant(z), seed=tf.constant([6, 5]))["x"]
+    assert not np.allclose(other, served)
+
+
 def test_gan_has_no_encoder_and_no_density():
     model = tiny_gan()
     x = np.zeros((2, 2), "float32")
