@@ -31,7 +31,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import distributions, likelihoods, networks, objectives
-from tfvae.models.base import (GenerativeModel, TrainingPhase, discriminator_terms, labelled_count,
+from tfvae.models.base import (GenerativeModel, TrainingPhase, discriminator_terms,
+                               labelled_classification_terms, labelled_count,
                                noisy_discriminator_logits)
 
 tfd = tfp.distributions
@@ -822,13 +823,7 @@ class SemiSupervisedAAE(_AdversarialAutoencoderBase):
         """-log q(y|x) on the labelled examples (0 on the others), `[B]`; the logs are weighted
         by the labelled examples only."""
         logits, _ = self._encoder_outputs(x, training)
-        if y is None:
-            y = -tf.ones(tf.shape(logits)[:1], tf.int32)
-        labelled = y >= 0
-        loss = objectives.categorical_cross_entropy(y, logits, mask=labelled)
-        weight = tf.cast(labelled, tf.float32)
-        wrong = tf.cast(tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
-        return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
+        return labelled_classification_terms(logits, y)
 
     # ----------------------------------------------------------------- export
     def serving_endpoints(self):

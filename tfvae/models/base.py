@@ -20,7 +20,8 @@ import tensorflow as tf
 from tfvae import distributions, objectives, optimizers
 
 __all__ = ["GenerativeModel", "TrainingPhase", "DecoderDensity", "check_count", "log_likelihood_progbar",
-           "discriminator_terms", "noisy_discriminator_logits", "labelled_count"]
+           "discriminator_terms", "noisy_discriminator_logits", "labelled_count",
+           "labelled_classification_terms"]
 
 
 def check_count(value, name, owner):
@@ -127,6 +128,19 @@ def labelled_count(x, y):
     if y is None:
         return 0
     return tf.reduce_sum(tf.cast(y >= 0, tf.int32))
+
+
+def labelled_classification_terms(logits, y):
+    """A labelled phase's (per-example loss `[B]`, logs): -log q(y|x) from `logits` `[B, K]` on
+    the labelled examples (y >= 0; 0 on the others, and for all when `y` is None), with the
+    classification loss and error logged weighted by the labelled examples only."""
+    if y is None:
+        y = -tf.ones(tf.shape(logits)[:1], tf.int32)
+    labelled = y >= 0
+    loss = objectives.categorical_cross_entropy(y, logits, mask=labelled)
+    weight = tf.cast(labelled, tf.float32)
+    wrong = tf.cast(tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
+    return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
 
 
 def _is_static_zero(count):

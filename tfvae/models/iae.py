@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from tfvae import distributions, objectives
 from tfvae.models.base import (GenerativeModel, TrainingPhase, check_count, discriminator_terms,
-                               labelled_count)
+                               labelled_classification_terms, labelled_count)
 from tfvae.models.gan import ImplicitGenerator, gan_optimizer
 
 __all__ = ["ImplicitAutoencoder"]
@@ -348,13 +348,7 @@ class ImplicitAutoencoder(ImplicitGenerator, GenerativeModel):
     def classification_losses(self, x, y=None, seed=None, training=False):
         """-log q(y|x) on the labelled examples (0 elsewhere), `[B]`."""
         logits = self.encoder_outputs(x, training)
-        if y is None:
-            y = -tf.ones(tf.shape(logits)[:1], tf.int32)
-        labelled = y >= 0
-        loss = objectives.categorical_cross_entropy(y, logits, mask=labelled)
-        weight = tf.cast(labelled, tf.float32)
-        wrong = tf.cast(tf.not_equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)
-        return loss, {"classification_loss": (loss, weight), "classification_error": (wrong, weight)}
+        return labelled_classification_terms(logits, y)
 
     # ----------------------------------------------------------------- tensors
     def prior(self):
